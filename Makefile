@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+# torch/torchvision pins that install from this machine's local wheel cache; pyproject keeps ranges.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+MIRROR ?= $(abspath ../shared/data)
+
+.PHONY: setup demo test test-all lint perf clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PINS)
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench score --model toporesnet18 --weights random
+	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench leaderboard
+
+test: setup
+	NEUROBENCH_MIRROR=$(MIRROR) $(PY) -m pytest -q
+
+test-all: setup
+	NEUROBENCH_MIRROR=$(MIRROR) $(PY) -m pytest -q -m ''
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,87 @@
+"""Benchmark base class: owns stimuli and data, scores a model's layers, returns a ScoreResult."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from . import __version__
+from .adapter import Adapter
+from .data import availability, load_manifest
+from .devices import resolve_device
+from .result import ScoreResult
+from .stimuli import StimulusSet
+
+log = logging.getLogger(__name__)
+
+
+class Benchmark:
+    """Subclasses set `identifier`, `datasets` (manifest names) and implement `stimuli` and
+    `score_activations`. Data loading is lazy so `neurobench list` stays instant."""
+
+    identifier: str = ""
+    description: str = ""
+    datasets: tuple[str, ...] = ()
+    metric: str = ""
+
+    def data_status(self) -> tuple[bool, str]:
+        """(available locally?, reason if not) without downloading anything."""
+        missing = []
+        for ds in self.datasets:
+            missing += [f"{ds}/{name}" for name, ok in availability(ds).items() if not ok]
+        if missing:
+            return False, f"data not available locally: {', '.join(missing)} (run `neurobench fetch {self.datasets[0]}` or set NEUROBENCH_MIRROR)"
+        return True, ""
+
+    def download_size(self) -> int:
+        return sum(load_manifest(ds).total_size for ds in self.datasets)
+
+    def data_hashes(self) -> dict[str, str]:
+        return {f"{ds}/{f.name}": f.sha256 for ds in self.datasets for f in load_manifest(ds).files}
+
+    def stimuli(self) -> StimulusSet:
+        raise NotImplementedError
+
+    def score_activations(self, activations: dict[str, np.ndarray], seed: int, device: torch.device) -> ScoreResult:
+        """Score precomputed activations (rows aligned with `self.stimuli().ids`).
+
+        The returned ScoreResult has model fields left empty; `score` fills them.
+        """
+        raise NotImplementedError
+
+    def score(
+        self,
+        adapter: Adapter,
+        layers: Sequence[str] | None = None,
+        batch_size: int = 32,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        cache: bool = True,
+    ) -> ScoreResult:
+        dev = resolve_device(device)
+        start = time.perf_counter()
+        stimuli = self.stimuli()
+        acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache)
+        result = self.score_activations(acts, seed=seed, device=dev)
+        result.model, result.weights_id, result.trained = adapter.identifier, adapter.weights_id, adapter.trained
+        result.benchmark = self.identifier
+        result.provenance.update({
+            "neurobench_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "weights_sha256": adapter.weights_id,
+            "data_hashes": self.data_hashes(),
+            "stimulus_set_hash": stimuli.content_hash(),
+            "preprocess": adapter.preprocess_id,
+            "seed": seed,
+            "device": str(dev),
+            "duration_s": round(time.perf_counter() - start, 3),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        return result

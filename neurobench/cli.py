@@ -1,0 +1,243 @@
+"""The `neurobench` command. Only this module prints; the library logs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import math
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, data
+from .api import load_benchmark, load_model, score
+from .errors import NeurobenchError, UnknownNameError
+from .progress import set_progress
+from .registry import benchmarks, discover_plugins, metrics, models, plugin_errors
+from .store import ResultStore
+
+PERF_SUITES = ("ridge", "rsa")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fmt(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _table(frame: pd.DataFrame, title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col))
+    for rec in frame.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in rec])
+    return table
+
+
+def _load_plugins(specs: list[str]) -> None:
+    """--plugin: a module name or a .py file that registers models/benchmarks/metrics."""
+    discover_plugins()
+    for spec in specs:
+        if spec.endswith(".py") or Path(spec).is_file():
+            path = Path(spec)
+            if not path.is_file():
+                raise NeurobenchError(f"--plugin {spec}: no such file")
+            mod_spec = importlib.util.spec_from_file_location(f"neurobench_user_plugin_{path.stem}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)
+        else:
+            try:
+                importlib.import_module(spec)
+            except ModuleNotFoundError as exc:
+                raise NeurobenchError(f"--plugin {spec}: cannot import module ({exc})") from exc
+
+
+def cmd_list(args) -> int:
+    if args.what == "models":
+        rows = []
+        for e in models:
+            hub = e.meta.get("weights")
+            cached = "-" if hub is None else ("yes" if hub.cached_path() is not None else "no")
+            rows.append({"model": e.name, "family": e.meta.get("family", "custom"),
+                         "source": e.meta.get("source", "-"), "weights cached": cached, "description": e.description})
+    elif args.what == "benchmarks":
+        rows = []
+        for e in benchmarks:
+            bench = e.factory()
+            ok, why = bench.data_status()
+            size = bench.download_size()
+            rows.append({"benchmark": e.name, "data": "local" if ok else "missing",
+                         "download": f"{size / 1e6:.1f} MB" if size else "-", "description": e.description})
+    else:
+        rows = [{"metric": e.name, "description": e.description} for e in metrics]
+    out.print(_table(pd.DataFrame(rows)) if rows else f"no {args.what} registered")
+    for name, problem in plugin_errors.items():
+        err.print(f"[yellow]plugin {name!r} failed to load: {problem}[/yellow]")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    for name in args.names:
+        if name in data.list_manifests():
+            for path in data.fetch(name):
+                out.print(f"{name}: {path} (sha256 ok)")
+            continue
+        try:
+            entry = models.get(name)
+        except UnknownNameError:
+            raise UnknownNameError("dataset or model", name, data.list_manifests() + models.names(),
+                                   __import__("difflib").get_close_matches(name, data.list_manifests() + models.names())) from None
+        hub = entry.meta.get("weights")
+        if hub is None:
+            raise NeurobenchError(f"model {name!r} has no downloadable weights to fetch")
+        out.print(f"{name}: {hub.fetch()}")
+    return 0
+
+
+def _selected_benchmarks(names: list[str] | None):
+    if names:
+        return [(n, None) for n in names]
+    chosen = []
+    for entry in benchmarks:
+        ok, why = entry.factory().data_status()
+        chosen.append((entry.name, None if ok else why))
+    return chosen
+
+
+def cmd_score(args) -> int:
+    store = ResultStore(args.store)
+    adapter = load_model(args.model, weights=args.weights, seed=args.seed)
+    run_id = uuid.uuid4().hex
+    results, failures = [], 0
+    for name, skip in _selected_benchmarks(args.benchmark):
+        if skip:
+            err.print(f"skipped {name}: {skip}")
+            continue
+        bench = load_benchmark(name)
+        start = time.perf_counter()
+        try:
+            result = score(adapter, bench, layers=args.layers, device=args.device, batch_size=args.batch_size,
+                           seed=args.seed, cache=not args.no_cache)
+        except NeurobenchError as exc:
+            if args.benchmark:
+                raise
+            err.print(f"[red]failed {name}: {exc}[/red]")
+            failures += 1
+            continue
+        store.add(result, run_id=run_id)
+        results.append(result)
+        err.print(f"scored {name} in {time.perf_counter() - start:.1f}s")
+        if not args.quiet:
+            cols = [c for c in ["layer", "raw", "ci_low", "ci_high", "ceiling", "normalized"] if c in result.layers]
+            out.print(_table(result.layers[cols], title=f"{result.model_display} on {name} (all stimuli, per layer)"))
+    if results:
+        summary = pd.DataFrame([{
+            "benchmark": r.benchmark, "best layer": r.best_layer, "raw": r.raw, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "ceiling": r.ceiling, "normalized": r.normalized} for r in results])
+        out.print(_table(summary, title=f"{adapter.display_name}: held-out score of the selected layer"))
+        for r in results:
+            if r.ceiling is None and r.ceiling_note:
+                out.print(f"note: {r.benchmark}: {r.ceiling_note}")
+        out.print(f"stored in {store.path} (run {run_id})")
+    elif not failures:
+        err.print("nothing was scored: no benchmark has its data available (see `neurobench list benchmarks`)")
+        return 1
+    return 1 if failures else 0
+
+
+def cmd_leaderboard(args) -> int:
+    store = ResultStore(args.store)
+    board = store.leaderboard()
+    if args.export:
+        store.export_csv(args.export)
+        err.print(f"wrote {len(board)} rows to {args.export}")
+    if board.empty:
+        out.print(f"no results in {store.path} yet: run `neurobench score --model ...`")
+        return 0
+    shown = board.drop(columns=["weights_sha256", "run_id", "trained"]).copy()
+    out.print(_table(shown, title=f"neurobench leaderboard ({store.path})"))
+    return 0
+
+
+def cmd_perf(args) -> int:
+    rows = args.perf_module.run(args)
+    out.print(_table(pd.DataFrame(rows), title=f"neurobench perf {args.suite}"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurobench", description="How brain-like is a model?")
+    p.add_argument("--version", action="version", version=f"neurobench {__version__}")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a module or .py file that registers models/benchmarks/metrics (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("score", help="score a model on benchmarks and store the results")
+    s.add_argument("--model", required=True)
+    s.add_argument("--benchmark", nargs="+", help="benchmark ids (default: all whose data is available)")
+    s.add_argument("--layers", nargs="+", help="layers to score (default: the model's default set)")
+    s.add_argument("--weights", help="'random' for an untrained network, or a checkpoint path")
+    s.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
+    s.add_argument("what", choices=["models", "benchmarks", "metrics"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("fetch", help="pre-download datasets or model weights (sha256-checked)")
+    s.add_argument("names", nargs="+")
+    s.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("leaderboard", help="best layer per model x benchmark from the results store")
+    s.add_argument("--store")
+    s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
+    s.set_defaults(func=cmd_leaderboard)
+
+    perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")
+    psub = perf.add_subparsers(dest="suite", required=True)
+    for suite in PERF_SUITES:
+        try:
+            module = importlib.import_module(f"neurobench.perf.{suite}")
+        except ModuleNotFoundError:
+            continue
+        sp = psub.add_parser(suite, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None)
+        module.add_arguments(sp)
+        sp.set_defaults(func=cmd_perf, perf_module=module)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "quiet", False):
+        set_progress(False)
+    try:
+        _load_plugins(args.plugin)
+        return args.func(args)
+    except NeurobenchError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Typed errors: each says what was expected, what was found, and what to do next."""
+
+from __future__ import annotations
+
+
+class NeurobenchError(Exception):
+    """Base class of every error neurobench raises on purpose."""
+
+
+class UnknownNameError(NeurobenchError, KeyError):
+    """A model, benchmark or metric name that no registry knows."""
+
+    def __init__(self, kind: str, name: str, known: list[str], suggestions: list[str]):
+        self.kind, self.name, self.known, self.suggestions = kind, name, known, suggestions
+        hint = f" Did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"unknown {kind} {name!r}.{hint} Run `neurobench list {kind}s` to see all {len(known)}."
+        )
+
+    def __str__(self) -> str:  # KeyError would add quotes around the message
+        return self.args[0]
+
+
+class RegistrationError(NeurobenchError):
+    """A plugin tried to register something invalid or clashing."""
+
+
+class DataUnavailableError(NeurobenchError):
+    """A data file is not in the cache or any mirror and cannot be downloaded."""
+
+
+class ChecksumMismatchError(NeurobenchError):
+    """A file's sha256 differs from its manifest: the copy is corrupt or from another release."""
+
+
+class CheckpointError(NeurobenchError):
+    """Model weights are missing, unreadable, or do not fit the architecture."""
+
+
+class StimulusError(NeurobenchError):
+    """Stimuli that cannot be read or converted for a model."""
+
+
+class AlignmentError(NeurobenchError):
+    """Two data objects describe different stimuli, or the same stimuli in another order."""
+
+
+class InvalidInputError(NeurobenchError, ValueError):
+    """Numeric input the metrics cannot score (NaN, wrong shape, too few samples, ...)."""
+
+
+class MemoryBudgetError(NeurobenchError, MemoryError):
+    """The memory budget is too small for even the smallest unit of work."""
+
+
+class ExtractionError(NeurobenchError):
+    """A model raised while activations were being extracted."""
+
+
+class LayerError(NeurobenchError, KeyError):
+    """A layer name the model does not have."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class NoSheetPositionsError(NeurobenchError):
+    """A layer has no positions on a 2-D cortical sheet."""

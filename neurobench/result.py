@@ -1,0 +1,66 @@
+"""ScoreResult: one model on one benchmark, with per-layer table, ceiling, CI and provenance."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+LAYER_COLUMNS = ["layer", "raw", "ci_low", "ci_high", "ceiling", "normalized"]
+
+
+@dataclass
+class ScoreResult:
+    """What a benchmark says about a model.
+
+    `layers` has one row per scored layer (LAYER_COLUMNS, plus benchmark-specific columns).
+    The headline (`raw`, `normalized`, `ci_*`) is the best layer's, chosen as `selection` says.
+    `ceiling` is None when the data give no ceiling; `ceiling_note` then says why.
+    """
+
+    model: str
+    weights_id: str
+    trained: bool
+    benchmark: str
+    layers: pd.DataFrame
+    best_layer: str
+    raw: float
+    ci_low: float
+    ci_high: float
+    ceiling: float | None
+    normalized: float | None
+    selection: str
+    ceiling_note: str = ""
+    ceiling_lower: float | None = None
+    ceiling_upper: float | None = None
+    metric: str = ""
+    per_target: Any = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_display(self) -> str:
+        return self.model if self.trained else f"{self.model} [untrained]"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-layer table with model and benchmark columns, ready for pandas/xarray work."""
+        frame = self.layers.copy()
+        frame.insert(0, "benchmark", self.benchmark)
+        frame.insert(0, "model", self.model_display)
+        frame["is_best"] = frame["layer"] == self.best_layer
+        return frame
+
+    def summary(self) -> str:
+        def fmt(x):
+            return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+        lines = [
+            f"{self.model_display} on {self.benchmark}: best layer {self.best_layer}",
+            f"  raw {fmt(self.raw)} [{fmt(self.ci_low)}, {fmt(self.ci_high)}], ceiling {fmt(self.ceiling)}, "
+            f"normalised {fmt(self.normalized)}",
+            f"  layer selection: {self.selection}",
+        ]
+        if self.ceiling_note:
+            lines.append(f"  ceiling: {self.ceiling_note}")
+        return "\n".join(lines)
