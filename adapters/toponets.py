@@ -1,4 +1,6 @@
-"""TopoNets (Deb, Deb & Murty, ICLR 2025): torchvision networks trained with TopoLoss.
+"""TopoNets (Deb, Deb & Murty, ICLR 2025): every released checkpoint, rebuilt so it loads strictly.
+
+ResNet-18/50 and ViT-B/32 are torchvision networks; NanoGPT is `adapters/nanogpt.py`.
 
 The vision releases wrap every strided conv with >= 16 input channels in a BlurPool module
 (depthwise [1,2,1]x[1,2,1]/16 blur, stride 1, padding 1, then the conv), so the state dicts have
@@ -8,19 +10,30 @@ exactly, so the released state dicts load strictly.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from neurobench import paths
 from neurobench.adapter import TorchAdapter, state_dict_sha256
 from neurobench.data import sha256_of
+from neurobench.errors import CheckpointError
 from neurobench.preprocess import imagenet_preprocess
 from neurobench.registry import register_model
 from neurobench.sheet import sheet_positions
+from neurobench.text_adapter import HookedTextAdapter
 from neurobench.weights import HubWeights, load_strict, read_state_dict
+
+from .nanogpt import GPT, GPTConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,36 +117,305 @@ def _tau_label(tau: float) -> str:
     return f"{tau:g}"
 
 
-def make_toporesnet18(tau: float, weights: str | None = None, seed: int = 0) -> TopoResNetAdapter:
-    """Build the adapter; `weights` is None (the release file), 'random', or a local path."""
-    identifier = f"toporesnet18-tau{_tau_label(tau)}"
+TAU_IN_NAME = re.compile(r"tau_([0-9]+(?:\.[0-9]+)?)\.pt$")
+
+
+def check_release_name(path: str | Path, expected_file: str) -> None:
+    """A local file named like another tau's release file is almost surely the wrong checkpoint
+    (same architecture, so strict loading cannot tell): refuse it with the right id to use."""
+    got, want = TAU_IN_NAME.search(Path(path).name), TAU_IN_NAME.search(expected_file)
+    if got and want and float(got.group(1)) != float(want.group(1)):
+        raise CheckpointError(
+            f"{Path(path).name} is the release file for tau={float(got.group(1)):g}, but this model id expects "
+            f"{expected_file} (tau={float(want.group(1)):g}); use the id for tau={float(got.group(1)):g}, or rename "
+            "the file if the mismatch is deliberate"
+        )
+
+
+@dataclass(frozen=True)
+class Release:
+    """One TopoNets release family: hub repo, file pattern, taus, default tau, how to build it."""
+
+    key: str                 # id prefix, e.g. "toporesnet50"
+    title: str
+    repo: str
+    file_pattern: str        # formatted with tau=..., e.g. "all_topo_tau_{tau:.1f}.pt"
+    taus: tuple[float, ...]
+    default_tau: float
+    default_reason: str
+
+    def hub(self, tau: float) -> HubWeights:
+        return HubWeights(self.repo, self.file_pattern.format(tau=tau))
+
+    def model_id(self, tau: float) -> str:
+        return f"{self.key}-tau{_tau_label(tau)}"
+
+
+RESNET18 = Release("toporesnet18", "TopoNets ResNet-18, ImageNet", RESNET18_REPO, "all_topo_tau_{tau:.1f}.pt",
+                   RESNET18_TAUS, RESNET18_DEFAULT_TAU, "the release calls tau=10 its best-performing ResNet-18")
+RESNET50 = Release("toporesnet50", "TopoNets ResNet-50, ImageNet", "murtylab/topo-resnet50-imagenet",
+                   "all_topo_tau_{tau:.1f}.pt", (30.0,), 30.0, "the only released tau")
+VIT_B_32 = Release("topovit_b_32", "TopoNets ViT-B/32, ImageNet", "murtylab/topo-vit-b-32-imagenet",
+                   "tau_{tau:.1f}.pt", (10.0,), 10.0, "the only released tau")
+NANOGPT = Release("toponanogpt", "TopoNets NanoGPT (GPT-2 small shape), FineWeb 10B",
+                  "murtylab/topo-nanogpt-fineweb10B", "tau_{tau:.1f}.pt", (0.5, 1.0, 3.0, 50.0), 50.0,
+                  "the release's loader defaults to tau=50, its strongest topography")
+RELEASES = (RESNET18, RESNET50, VIT_B_32, NANOGPT)
+
+
+def _resolve(release: Release, tau: float, weights: str | None) -> Path:
+    """The checkpoint path: the verified hub file, or a local file whose name fits this tau."""
+    expected = release.hub(tau).filename
+    if weights is None:
+        return release.hub(tau).fetch()
+    check_release_name(weights, expected)
+    return Path(weights)
+
+
+def _random(build, seed: int):
+    torch.manual_seed(seed)
+    model = build()
+    return model, f"random-{state_dict_sha256(model)[:16]}"
+
+
+def make_toporesnet(release: Release, tau: float, weights: str | None = None, seed: int = 0) -> TopoResNetAdapter:
+    """A TopoNets ResNet; `weights` is None (the release file), 'random', or a local path."""
+    arch = "resnet18" if release is RESNET18 else "resnet50"
+    identifier = release.model_id(tau)
     if weights == "random":
-        torch.manual_seed(seed)
-        model = topo_resnet("resnet18")
-        weights_id = f"random-{state_dict_sha256(model)[:16]}"
+        model, weights_id = _random(lambda: topo_resnet(arch), seed)
         return TopoResNetAdapter(model, identifier=identifier, weights_id=weights_id, trained=False,
                                  family="toponets")
-    model = topo_resnet("resnet18")
-    path = weights if weights is not None else HubWeights(RESNET18_REPO, f"all_topo_tau_{tau:.1f}.pt").fetch()
+    model = topo_resnet(arch)
+    path = _resolve(release, tau, weights)
     load_strict(model, read_state_dict(path), str(path))
     return TopoResNetAdapter(model, identifier=identifier, weights_id=sha256_of(path), trained=True,
                              family="toponets")
 
 
-def _register_resnet18() -> None:
-    for tau in RESNET18_TAUS:
-        hub = HubWeights(RESNET18_REPO, f"all_topo_tau_{tau:.1f}.pt")
+def make_toporesnet18(tau: float, weights: str | None = None, seed: int = 0) -> TopoResNetAdapter:
+    return make_toporesnet(RESNET18, tau, weights, seed)
+
+
+# ViT-B/32 ---------------------------------------------------------------------------------------
+
+class VerifiedHubWeights(HubWeights):
+    """A hub file that is used only once its sha256 equals the hub's LFS sha256.
+
+    The verified hash is recorded next to the cache; a cached copy is re-hashed on every use and
+    must match that record, so a file swapped or corrupted in the cache is never loaded.
+    """
+
+    def _marker(self) -> Path:
+        return paths.subdir("hub-verified") / f"{self.repo_id.replace('/', '--')}--{self.filename}.sha256"
+
+    def fetch_verified(self) -> tuple[Path, str]:
+        path, marker = self.cached_path(), self._marker()
+        if path is not None and marker.is_file():
+            actual = sha256_of(path)
+            if actual == marker.read_text().strip():
+                return path, actual
+            log.warning("cached %s does not match its verified sha256; verifying again", self.filename)
+        if os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes"):
+            raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set, and no verified copy is cached"))
+        try:
+            from huggingface_hub import HfApi, hf_hub_download
+
+            info = HfApi().model_info(self.repo_id, revision=self.revision, files_metadata=True)
+            expected = next((s.lfs.sha256 for s in info.siblings if s.rfilename == self.filename and s.lfs), None)
+            if path is None:
+                path = Path(hf_hub_download(self.repo_id, self.filename, revision=self.revision,
+                                            cache_dir=self.cache_dir))
+        except Exception as exc:  # offline, DNS, HTTP errors: many types
+            raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
+        if expected is None:
+            raise CheckpointError(f"{self.repo_id}/{self.filename}: the hub lists no LFS sha256; refusing to load "
+                                  "a file that needs pickle without one")
+        actual = sha256_of(path)
+        if actual != expected:
+            Path(path).unlink(missing_ok=True)
+            raise CheckpointError(f"{self.repo_id}/{self.filename}: sha256 expected {expected}, got {actual}; deleted")
+        marker.write_text(actual)
+        return Path(path), actual
+
+    def fetch(self) -> Path:
+        return self.fetch_verified()[0]
+
+
+def trusted_hashes(extra: str | None = None) -> set[str]:
+    """sha256 values the user vouched for: an argument plus NEUROBENCH_TRUSTED_SHA256 (comma list)."""
+    raw = os.environ.get("NEUROBENCH_TRUSTED_SHA256", "")
+    found = {h.strip().lower() for h in raw.split(",") if h.strip()}
+    return found | ({extra.strip().lower()} if extra else set())
+
+
+def read_nested_checkpoint(path: Path, nested_key: str, trusted_sha256: str | None = None,
+                           strip_prefixes: tuple[str, ...] = ()) -> dict:
+    """`ckpt[nested_key]` of a training checkpoint that may hold pickled objects besides weights.
+
+    First `weights_only=True` (with argparse.Namespace allowed, as training scripts store their
+    arguments that way). Only if that is refused, and the file's sha256 is `trusted_sha256`
+    (the hub-verified hash, or one the user vouched for), is it loaded with pickle.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as refusal:
+        actual = sha256_of(path)
+        if actual not in trusted_hashes(trusted_sha256):
+            raise CheckpointError(
+                f"checkpoint {path} holds pickled Python objects that a weights-only load refuses "
+                f"({str(refusal).splitlines()[0]}). Loading it would run code from the file; neurobench does so "
+                f"only for the release file verified against the hub's sha256, or a file you vouch for: pass "
+                f"trusted_sha256='{actual}' (Python) or set NEUROBENCH_TRUSTED_SHA256={actual}"
+            ) from refusal
+        log.warning("loading %s with pickle (sha256 %s verified/trusted)", path, actual)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise CheckpointError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}: {exc}); is it truncated, or not a torch checkpoint?"
+        ) from exc
+    if not isinstance(obj, dict) or nested_key not in obj:
+        raise CheckpointError(f"checkpoint {path}: expected the weights under key {nested_key!r}")
+    state = obj[nested_key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path}: {nested_key!r} is not a state dict")
+    return {_strip(k, strip_prefixes): v for k, v in state.items()}
+
+
+def _strip(key: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def vit_layers(model: nn.Module) -> list[str]:
+    """Patch embedding, every encoder block, the final norm and the classifier."""
+    blocks = [f"encoder.layers.{n}" for n, _ in model.encoder.layers.named_children()]
+    return ["conv_proj", *blocks, "encoder.ln", "heads.head"]
+
+
+def vit_sheet_layers(model: nn.Module) -> dict[str, int]:
+    """Each block's first MLP linear (768 -> 3072): the ViT layers TopoLoss shapes (see docs)."""
+    return {f"encoder.layers.{n}.mlp.0": blk.mlp[0].out_features for n, blk in model.encoder.layers.named_children()}
+
+
+class ViTAdapter(TorchAdapter):
+    """torchvision ViT read at its blocks; MLP layers of the TopoNet have sheet positions."""
+
+    def __init__(self, model: nn.Module, topographic: bool = False, preprocess=None, **kwargs):
+        sheet = vit_sheet_layers(model) if topographic else {}
+        super().__init__(model, layers=vit_layers(model), preprocess=preprocess or imagenet_preprocess(256, 224),
+                         sheet_layers=lambda layer: sheet_positions(sheet[layer]) if layer in sheet else None,
+                         **kwargs)
+
+
+def make_topovit(tau: float = 10.0, weights: str | None = None, seed: int = 0,
+                 trusted_sha256: str | None = None) -> ViTAdapter:
+    """TopoNets ViT-B/32; the release file needs a pickle load, done only after sha256 checks."""
+    identifier = VIT_B_32.model_id(tau)
+    if weights == "random":
+        model, weights_id = _random(lambda: torchvision.models.vit_b_32(weights=None), seed)
+        return ViTAdapter(model, topographic=True, identifier=identifier, weights_id=weights_id, trained=False,
+                          family="toponets")
+    hub = VerifiedHubWeights(VIT_B_32.repo, VIT_B_32.hub(tau).filename)
+    if weights is None:
+        path, verified = hub.fetch_verified()
+        trusted_sha256 = verified
+    else:
+        check_release_name(weights, hub.filename)
+        path = Path(weights)
+    model = torchvision.models.vit_b_32(weights=None)
+    load_strict(model, read_nested_checkpoint(path, "model", trusted_sha256), str(path))
+    return ViTAdapter(model, topographic=True, identifier=identifier, weights_id=sha256_of(path), trained=True,
+                      family="toponets")
+
+
+# NanoGPT ----------------------------------------------------------------------------------------
+
+def nanogpt_layers(cfg: GPTConfig) -> list[str]:
+    blocks = [f"transformer.h.{i}" for i in range(cfg.n_layer)]
+    return blocks + [f"{b}.mlp.c_fc" for b in blocks] + ["transformer.ln_f"]
+
+
+def gpt2_tokenizer():
+    """The GPT-2 BPE tokenizer NanoGPT was trained with, from the cache or the hub."""
+    from .huggingface import HUB_MODELS
+
+    hub = HUB_MODELS["gpt2"][0]
+    try:
+        from transformers import AutoTokenizer
+
+        folder = hub.cached_path()
+        if folder is not None:
+            return AutoTokenizer.from_pretrained(folder, use_fast=True)
+        offline = os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes")
+        return AutoTokenizer.from_pretrained(hub.repo_id, cache_dir=paths.subdir("hub"), use_fast=True,
+                                             local_files_only=offline)
+    except Exception as exc:
+        raise CheckpointError(
+            f"NanoGPT needs the GPT-2 tokenizer, which is not cached and cannot be downloaded ({type(exc).__name__}). "
+            "Run `neurobench fetch gpt2` with network access, or pass tokenizer=... (a transformers fast tokenizer)"
+        ) from exc
+
+
+def make_toponanogpt(tau: float = 50.0, weights: str | None = None, seed: int = 0, tokenizer=None,
+                     config: GPTConfig | None = None, **options) -> HookedTextAdapter:
+    """TopoNets NanoGPT; options are TextAdapter's (pooling, level, truncation)."""
+    cfg = config or GPTConfig()
+    identifier = NANOGPT.model_id(tau)
+    if weights == "random":
+        model, weights_id = _random(lambda: GPT(cfg), seed)
+        trained = False
+    else:
+        path = _resolve(NANOGPT, tau, weights)
+        model = GPT(cfg)
+        load_strict(model, read_state_dict(path, nested_key="model", strip_prefixes=("_orig_mod.",)), str(path))
+        weights_id, trained = sha256_of(path), True
+    tok = tokenizer if tokenizer is not None else gpt2_tokenizer()
+    tok_id = getattr(tok, "name_or_path", None) or type(tok).__name__
+    layers = nanogpt_layers(cfg)
+    return HookedTextAdapter(
+        model, layers=layers, default_layers=layers[:-1],
+        sheet_layers={f"transformer.h.{i}.mlp.c_fc": 4 * cfg.n_embd for i in range(cfg.n_layer)},
+        tokenizer=tok, max_length=cfg.block_size, identifier=identifier, weights_id=weights_id,
+        tokenizer_id=str(tok_id).replace("/", "_"), trained=trained, family="toponets", **options,
+    )
+
+
+# registration -----------------------------------------------------------------------------------
+
+def _builder(release: Release):
+    if release is VIT_B_32:
+        return make_topovit
+    if release is NANOGPT:
+        return make_toponanogpt
+    return lambda tau, weights=None, seed=0: make_toporesnet(release, tau, weights, seed)
+
+
+def _register(release: Release) -> None:
+    build = _builder(release)
+    for tau in release.taus:
+        hub = release.hub(tau)
         meta = dict(family="toponets", source=f"hf:{hub.repo_id}/{hub.filename}", weights=hub, tau=tau)
 
-        def factory(weights: str | None = None, seed: int = 0, _tau=tau):
-            return make_toporesnet18(_tau, weights, seed)
+        def factory(weights: str | None = None, seed: int = 0, _tau=tau, **options):
+            return build(_tau, weights=weights, seed=seed, **options)
 
-        factory.__doc__ = f"TopoNets ResNet-18, ImageNet, TopoLoss tau={_tau_label(tau)}"
-        register_model(f"toporesnet18-tau{_tau_label(tau)}", **meta)(factory)
-        if tau == RESNET18_DEFAULT_TAU:
-            alias = lambda weights=None, seed=0: make_toporesnet18(RESNET18_DEFAULT_TAU, weights, seed)  # noqa: E731
-            register_model("toporesnet18", f"TopoNets ResNet-18, ImageNet (alias of toporesnet18-tau{_tau_label(tau)})",
-                           **meta)(alias)
+        register_model(release.model_id(tau), f"{release.title}, TopoLoss tau={_tau_label(tau)}", **meta)(factory)
+        if tau == release.default_tau:
+            def alias(weights: str | None = None, seed: int = 0, **options):
+                return build(release.default_tau, weights=weights, seed=seed, **options)
+
+            register_model(release.key, f"{release.title} (alias of {release.model_id(tau)}: "
+                           f"{release.default_reason})", **meta)(alias)
 
 
-_register_resnet18()
+for _release in RELEASES:
+    _register(_release)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import paths
-from .errors import ExtractionError
+from .errors import ExtractionError, MemoryBudgetError
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -85,19 +85,36 @@ def run_hooked(
     batches: Iterable[torch.Tensor],
     device: torch.device,
     forward: Callable[[torch.nn.Module, torch.Tensor], object] | None = None,
+    transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+    n_total: int | None = None,
+    max_bytes: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Run `module` over `batches`, returning each hooked layer's output flattened per stimulus.
+
+    `transform(layer, output)` (e.g. a neurobench.readout.Readout) reduces each batch's output on
+    the device before it is copied out. With `n_total`, results go straight into preallocated
+    arrays (no concatenation copy), and `max_bytes` bounds their total size: the run stops after
+    the first batch with MemoryBudgetError instead of running out of memory later.
 
     Any exception from the model is re-raised as ExtractionError after the hooks are removed;
     nothing is returned (and so nothing is cached) for a run that did not finish.
     """
     captured: dict[str, list[np.ndarray]] = {name: [] for name in layer_modules}
+    filled: dict[str, np.ndarray] = {}
+    offset = {"rows": 0}
 
     def make_hook(name):
         def hook(_mod, _inp, out):
             if isinstance(out, (tuple, list)):
                 out = out[0]
-            captured[name].append(out.detach().reshape(out.shape[0], -1).float().cpu().numpy())
+            out = transform(name, out.detach()) if transform is not None else out.detach()
+            rows = out.reshape(out.shape[0], -1).float().cpu().numpy()
+            if n_total is None:
+                captured[name].append(rows)
+                return
+            if name not in filled:
+                filled[name] = np.empty((n_total, rows.shape[1]), dtype=np.float32)
+            filled[name][offset["rows"]:offset["rows"] + rows.shape[0]] = rows
 
         return hook
 
@@ -108,9 +125,39 @@ def run_hooked(
             for batch in batches:
                 batch = batch.to(device) if isinstance(batch, torch.Tensor) else batch
                 (forward or (lambda m, b: m(b)))(module, batch)
+                if n_total is not None:
+                    offset["rows"] += _batch_len(batch)
+                    _check_budget(filled, max_bytes)
+    except MemoryBudgetError:
+        raise
     except Exception as exc:
         raise ExtractionError(f"the model raised during activation extraction: {type(exc).__name__}: {exc}") from exc
     finally:
         for h in handles:
             h.remove()
+    if n_total is not None:
+        if offset["rows"] != n_total:
+            raise ExtractionError(f"expected {n_total} stimuli, the batches held {offset['rows']}")
+        return filled
     return {name: np.concatenate(chunks, axis=0) for name, chunks in captured.items()}
+
+
+def _batch_len(batch) -> int:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return int(next(iter(batch.values())).shape[0])
+    return len(batch)
+
+
+def _check_budget(filled: dict[str, np.ndarray], max_bytes: int | None) -> None:
+    if max_bytes is None:
+        return
+    total = sum(a.nbytes for a in filled.values())
+    if total > max_bytes:
+        sizes = ", ".join(f"{k}: {a.shape[1]} units" for k, a in filled.items())
+        raise MemoryBudgetError(
+            f"the requested activations need {total / 1e9:.2f} GB, over the budget of {max_bytes / 1e9:.2f} GB "
+            f"({sizes}). Read fewer layers, pool them (Readout(pool='mean') or pool=k) or project them "
+            "(Readout(project=k)), or raise NEUROBENCH_ACTIVATION_BUDGET_GB."
+        )

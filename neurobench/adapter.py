@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -15,6 +16,7 @@ from .devices import resolve_device
 from .errors import LayerError, StimulusError
 from .preprocess import ImagePreprocess, imagenet_preprocess
 from .progress import progress_bar
+from .readout import Readout
 from .sheet import sheet_positions as _grid_positions
 from .stimuli import StimulusSet
 
@@ -33,6 +35,17 @@ def state_dict_sha256(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def activation_budget() -> int:
+    """Most bytes one extraction may return: NEUROBENCH_ACTIVATION_BUDGET_GB, default half the RAM."""
+    raw = os.environ.get("NEUROBENCH_ACTIVATION_BUDGET_GB")
+    if raw:
+        return int(float(raw) * 1e9)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 10**9
+
+
 class Adapter:
     """Base class: subclasses provide `layers`, `_layer_modules` and a forward pass.
 
@@ -44,6 +57,22 @@ class Adapter:
     weights_id: str
     trained: bool = True
     family: str = "custom"
+    readout: Readout | None = None
+
+    def with_readout(self, readout: Readout | None = None, **options) -> Adapter:
+        """Pool and/or project layer outputs at extraction time: `with_readout(pool="mean")`,
+        `with_readout(pool=2, project=4096)`; part of the cache key. Returns self."""
+        self.readout = readout if readout is not None else Readout(**options)
+        if self.readout.is_identity:
+            self.readout = None
+        return self
+
+    @property
+    def extraction_id(self) -> str:
+        """Preprocessing plus read-out: everything besides model, weights and stimuli that
+        changes the activations (the activation-cache key uses it)."""
+        base = self.preprocess_id
+        return base if self.readout is None else f"{base}|readout={self.readout.identifier}"
 
     def layers(self) -> list[str]:
         raise NotImplementedError
@@ -89,7 +118,7 @@ class Adapter:
         out: dict[str, np.ndarray] = {}
         entry = None
         if cache_obj is not None:
-            entry = cache_obj.entry_dir(self.identifier, self.weights_id, stimuli.content_hash(), self.preprocess_id)
+            entry = cache_obj.entry_dir(self.identifier, self.weights_id, stimuli.content_hash(), self.extraction_id)
             for name in layers:
                 hit = cache_obj.load(entry, name, stimuli.ids)
                 if hit is not None:
@@ -101,7 +130,7 @@ class Adapter:
             log.info("extracted %d layer(s) of %s in %.1fs", len(missing), self.identifier, time.perf_counter() - start)
             if cache_obj is not None:
                 meta = {"model": self.identifier, "weights": self.weights_id, "stimuli": stimuli.content_hash(),
-                        "preprocess": self.preprocess_id}
+                        "preprocess": self.extraction_id}
                 for name in missing:
                     cache_obj.save(entry, name, stimuli.ids, fresh[name], meta)
             out.update(fresh)
@@ -190,4 +219,5 @@ class TorchAdapter(Adapter):
         self.module.to(device)
         with progress_bar(len(stimuli), f"{self.display_name}: activations") as bar:
             return run_hooked(self.module, {n: self._modules[n] for n in layers},
-                              self._batches(stimuli, batch_size, bar), device)
+                              self._batches(stimuli, batch_size, bar), device, transform=self.readout,
+                              n_total=len(stimuli), max_bytes=activation_budget())

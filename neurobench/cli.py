@@ -25,8 +25,9 @@ from .store import ResultStore
 
 PERF_SUITES = ("ridge", "rsa")
 
-out = Console()
-err = Console(stderr=True)
+# Tables stay readable when piped: rich would otherwise wrap to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _fmt(x, digits: int = 4) -> str:

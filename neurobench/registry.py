@@ -30,6 +30,12 @@ class Entry:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _same_definition(a, b) -> bool:
+    """True for one factory, or the same definition re-executed (a module imported twice)."""
+    key = lambda f: (getattr(f, "__module__", None), getattr(f, "__qualname__", None))  # noqa: E731
+    return a is b or key(a) == key(b)
+
+
 class Registry:
     """Name -> Entry, with aliases and 'did you mean' on unknown names."""
 
@@ -44,7 +50,7 @@ class Registry:
         if not callable(factory):
             raise RegistrationError(f"{self.kind} {name!r}: the registered object must be callable, got {type(factory).__name__}")
         old = self._entries.get(name)
-        if old is not None and not replace and old.factory is not factory:
+        if old is not None and not replace and not _same_definition(old.factory, factory):
             where = getattr(old.factory, "__module__", "?")
             raise RegistrationError(
                 f"{self.kind} {name!r} is already registered (by {where}); "

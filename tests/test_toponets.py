@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from neurobench.adapters.toponets import BlurPoolConv2d, topo_resnet
 
 import neurobench as nb
-from neurobench.adapters.toponets import BlurPoolConv2d, topo_resnet
 from neurobench.errors import CheckpointError, LayerError
 from neurobench.sheet import sheet_positions, sheet_shape
 
