@@ -1,0 +1,313 @@
+"""RDM comparators, the Nili et al. (2014) noise ceiling, and bootstrapped RSA scores, batched.
+
+Every comparator follows rsatoolbox 0.3.2's definition (`rsatoolbox.rdm.compare`):
+- `tau_a`: Kendall tau-a, (concordant - discordant) / (K(K-1)/2), ties count as neither;
+- `rho_a`: 12 / (K^3 - K) * sum of products of centred average ranks (Spearman without tie
+  correction in the normaliser);
+- `spearman`: Pearson correlation of average ranks;
+- `pearson` (rsatoolbox `corr`): Pearson correlation;
+- `cosine`: cosine similarity (0 when either vector is all zeros, as rsatoolbox does);
+- `corr_cov` / `cosine_cov`: correlation / cosine after whitening by the covariance of
+  dissimilarity estimates under i.i.d. pattern noise (no `sigma_k`), which equals the cosine of
+  the double-centred matrices -D/2 (with the diagonal included).
+Entries that are NaN in any compared RDM are removed from all of them (jointly); model and data
+RDMs whose NaN positions differ are refused, as rsatoolbox refuses them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import InvalidInputError
+from .ranks import average_ranks, tau_a
+from .rdm import as_tensor, check_stimulus_ids, n_stimuli_from_length
+
+log = logging.getLogger(__name__)
+
+COMPARATORS = ("tau_a", "rho_a", "spearman", "pearson", "cosine", "corr_cov", "cosine_cov")
+_ALIASES = {"tau-a": "tau_a", "rho-a": "rho_a", "corr": "pearson", "correlation": "pearson"}
+BOOTSTRAP_KINDS = ("stimuli", "subjects", "both")
+
+
+def canonical_method(method: str) -> str:
+    """Comparator name in neurobench spelling; rsatoolbox spellings ('tau-a', 'corr') accepted."""
+    name = _ALIASES.get(method, method)
+    if name not in COMPARATORS:
+        raise InvalidInputError(
+            f"unknown RDM comparator {method!r}; choose one of {COMPARATORS} "
+            "(rsatoolbox spellings 'tau-a', 'rho-a', 'corr' also work)"
+        )
+    return name
+
+
+def _condensed(rdms, device, dtype, what: str) -> torch.Tensor:
+    t = as_tensor(rdms, device, dtype)
+    if t.ndim < 1 or t.shape[-1] == 0:
+        raise InvalidInputError(f"{what}: expected condensed RDM vectors (..., K), got {tuple(t.shape)}")
+    n = n_stimuli_from_length(t.shape[-1])
+    if n < 3:
+        raise InvalidInputError(f"{what}: RDMs need at least 3 stimuli; got {n}")
+    return t
+
+
+def _joint_nan_mask(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Entries kept (non-NaN everywhere); InvalidInputError when the two sides disagree."""
+    nx = torch.isnan(x.reshape(-1, x.shape[-1])).any(dim=0)
+    ny = torch.isnan(y.reshape(-1, y.shape[-1])).any(dim=0)
+    if not torch.equal(nx, ny):
+        only_x = int((nx & ~ny).sum())
+        only_y = int((ny & ~nx).sum())
+        raise InvalidInputError(
+            f"model and data RDMs have NaN in different entries ({only_x} NaN only in the model "
+            f"RDMs, {only_y} only in the data RDMs); mask the same dissimilarities on both sides"
+        )
+    keep = ~nx
+    if int(keep.sum()) < 3:
+        raise InvalidInputError("fewer than 3 dissimilarities are non-NaN in every RDM; nothing to compare")
+    return keep
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    na = torch.linalg.vector_norm(a, dim=-1)
+    nb = torch.linalg.vector_norm(b, dim=-1)
+    num = a @ b.T
+    den = na[:, None] * nb[None, :]
+    return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def _center(v: torch.Tensor) -> torch.Tensor:
+    return v - v.mean(dim=-1, keepdim=True)
+
+
+def _pair_index(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(torch.triu_indices(n, n, offset=1, device=device))
+
+
+def cov_whiten(v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """rsatoolbox's `_cov_weighting` without sigma_k: vectors (R, K') of kept entries ->
+    (R, K' + n) isotropic representation (double-centred -D/2, off-diagonal scaled by sqrt 2).
+
+    Without NaN this is exact double centring; with NaN it is rsatoolbox's weighted
+    least-squares removal of row/column effects over the entries present.
+    """
+    n = n_stimuli_from_length(keep.shape[0])
+    k = v.shape[-1]
+    dev, dt = v.device, v.dtype
+    w = torch.cat([-0.5 * v, torch.zeros(v.shape[0], n, dtype=dt, device=dev)], dim=1)
+    rows, cols = _pair_index(n, dev)
+    rows, cols = rows[keep], cols[keep]
+    # indicator (K' + n, n): pair (i, j) -> e_i + e_j; diagonal (i, i) -> 2 e_i
+    ind = torch.zeros(k + n, n, dtype=dt, device=dev)
+    ar = torch.arange(k, device=dev)
+    ind[ar, rows] += 1
+    ind[ar, cols] += 1
+    ind[k + torch.arange(n, device=dev), torch.arange(n, device=dev)] = 2
+    if bool(keep.all()):
+        m = w @ ind / n
+        mm = (2 * w).sum(dim=1, keepdim=True) / (n * n)
+        w = w - m @ ind.T + mm
+    else:
+        ind[k:] /= 2
+        diag = torch.cat([torch.full((k, 1), 0.5, dtype=dt, device=dev),
+                          torch.ones(n, 1, dtype=dt, device=dev)])
+        wi = diag * ind
+        w = w - (w @ ind) @ torch.linalg.solve(ind.T @ wi, wi.T)
+    w[:, :k] = w[:, :k] * math.sqrt(2.0)
+    return w
+
+
+def _compare_flat(x: torch.Tensor, y: torch.Tensor, method: str, keep: torch.Tensor,
+                  backend: str) -> torch.Tensor:
+    """x (M, K'), y (N, K') already NaN-free -> (M, N)."""
+    if method == "cosine":
+        return _cosine(x, y)
+    if method == "pearson":
+        return _cosine(_center(x), _center(y))
+    if method in ("spearman", "rho_a"):
+        rx, ry = _center(average_ranks(x, backend)), _center(average_ranks(y, backend))
+        if method == "spearman":
+            return _cosine(rx, ry)
+        k = x.shape[-1]
+        return (rx @ ry.T) * (12.0 / (k**3 - k))
+    if method == "tau_a":
+        return tau_a(x, y, backend).to(device=x.device, dtype=x.dtype)
+    if method == "cosine_cov":
+        return _cosine(cov_whiten(x, keep), cov_whiten(y, keep))
+    if method == "corr_cov":
+        return _cosine(cov_whiten(_center(x), keep), cov_whiten(_center(y), keep))
+    raise InvalidInputError(f"unknown comparator {method!r}")  # pragma: no cover
+
+
+def compare_rdms(model_rdms, data_rdms, method: str = "tau_a", *, device=None, dtype=None,
+                 model_ids: Sequence | None = None, data_ids: Sequence | None = None,
+                 backend: str = "auto") -> torch.Tensor:
+    """Similarity of every model RDM with every data RDM.
+
+    model_rdms: condensed (M, K) or (K,); data_rdms: (S, K), (K,) or (S, T, K) with a time axis.
+    Returns (M, S) or (M, S, T). Pass stimulus ids to have order/set mismatches refused.
+    `backend`: "auto" (numba on CPU when installed, else torch), "torch" or "numba".
+    """
+    method = canonical_method(method)
+    if model_ids is not None and data_ids is not None:
+        check_stimulus_ids(model_ids, data_ids, what="model and data RDMs")
+    x = _condensed(model_rdms, device, dtype, "model RDMs")
+    y = _condensed(data_rdms, x.device, x.dtype, "data RDMs")
+    if x.shape[-1] != y.shape[-1]:
+        raise InvalidInputError(
+            f"model RDMs cover {n_stimuli_from_length(x.shape[-1])} stimuli, data RDMs "
+            f"{n_stimuli_from_length(y.shape[-1])}; compute both over the same stimulus set"
+        )
+    if x.ndim > 2:
+        raise InvalidInputError(f"model RDMs must be (M, K); got {tuple(x.shape)}")
+    if y.ndim > 3:
+        raise InvalidInputError(f"data RDMs must be (S, K) or (S, T, K); got {tuple(y.shape)}")
+    x2 = x.reshape(-1, x.shape[-1])
+    y2 = y.reshape(-1, y.shape[-1])
+    keep = _joint_nan_mask(x2, y2)
+    xk = x2[:, keep] if not bool(keep.all()) else x2
+    yk = y2[:, keep] if not bool(keep.all()) else y2
+    out = _compare_flat(xk, yk, method, keep, backend)
+    if y.ndim == 1:
+        out = out[:, 0]
+    else:
+        out = out.reshape(x2.shape[0], *y.shape[:-1])
+    if x.ndim == 1:
+        out = out[0]
+    return out
+
+
+# ---------------------------------------------------------------- pooling and noise ceiling
+
+def _nan_std(v: torch.Tensor) -> torch.Tensor:
+    mu = torch.nanmean(v, dim=-1, keepdim=True)
+    return torch.sqrt(torch.nanmean((v - mu) ** 2, dim=-1, keepdim=True))
+
+
+def _nan_average_ranks(v: torch.Tensor) -> torch.Tensor:
+    out = torch.full_like(v, float("nan"))
+    for i in range(v.shape[0]):
+        ok = ~torch.isnan(v[i])
+        out[i, ok] = average_ranks(v[i, ok][None])[0]
+    return out
+
+
+def pool_rdms(data_rdms, method: str) -> torch.Tensor:
+    """The pooled RDM (K,) that rsatoolbox's `pool_rdm` builds for `method` (Nili et al. 2014).
+
+    rank comparators: mean of rank-transformed RDMs; pearson / corr_cov: mean of z-scored RDMs
+    shifted to a zero minimum; cosine / cosine_cov: mean of RMS-normalised RDMs. Entries NaN in the
+    first RDM stay NaN (rsatoolbox's `_nan_mean`).
+    """
+    method = canonical_method(method)
+    v = as_tensor(data_rdms)
+    v = v.reshape(-1, v.shape[-1])
+    if method in ("cosine", "cosine_cov"):
+        v = v / torch.sqrt(torch.nanmean(v**2, dim=1, keepdim=True))
+    elif method in ("pearson", "corr_cov"):
+        v = v - torch.nanmean(v, dim=1, keepdim=True)
+        v = v / _nan_std(v)
+    else:
+        v = _nan_average_ranks(v)
+    ok = ~torch.isnan(v[0])
+    pooled = torch.full((v.shape[1],), float("nan"), dtype=v.dtype, device=v.device)
+    pooled[ok] = v[:, ok].mean(dim=0)
+    if method in ("pearson", "corr_cov"):
+        pooled = pooled - pooled[ok].min()
+    return pooled
+
+
+def noise_ceiling(data_rdms, method: str = "tau_a", device=None, dtype=None) -> tuple[float, float]:
+    """(lower, upper) Nili et al. (2014) noise ceiling, as rsatoolbox's `boot_noise_ceiling`.
+
+    lower: mean over subjects of comparing each subject with the pooled RDM of the others;
+    upper: the same with the pooled RDM of all subjects. Needs >= 2 subject RDMs (S, K).
+    """
+    method = canonical_method(method)
+    y = _condensed(data_rdms, device, dtype, "data RDMs")
+    if y.ndim != 2 or y.shape[0] < 2:
+        raise InvalidInputError(
+            f"a noise ceiling needs >= 2 subject RDMs (S, K); got shape {tuple(y.shape)}"
+        )
+    s = y.shape[0]
+    pooled_all = pool_rdms(y, method)
+    upper = compare_rdms(pooled_all[None], y, method)[0]
+    lower = torch.stack([
+        compare_rdms(pool_rdms(y[torch.arange(s, device=y.device) != i], method)[None],
+                     y[i:i + 1], method)[0, 0]
+        for i in range(s)
+    ])
+    return float(lower.mean()), float(upper.mean())
+
+
+# ---------------------------------------------------------------- bootstrapped scores
+
+@dataclass
+class RSAScores:
+    """Per-layer RSA scores with the noise ceiling and bootstrap CIs (all on the input device)."""
+
+    score: torch.Tensor  # (L,) mean over subjects
+    per_subject: torch.Tensor  # (L, S)
+    ceiling_lower: float | None
+    ceiling_upper: float | None
+    ci_low: torch.Tensor  # (L,) percentile bootstrap CI; NaN when n_bootstrap == 0
+    ci_high: torch.Tensor
+    n_bootstrap: int
+    seed: int
+    method: str
+    bootstrap: str = "stimuli"
+    ci: float = 0.95
+    sem: torch.Tensor | None = None  # (L,) fixed-effects SEM over subjects (None when S == 1)
+    ceiling_note: str = ""
+    samples: torch.Tensor | None = field(default=None, repr=False)  # (B, L) bootstrap means
+
+
+def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 1000,
+               seed: int = 0, bootstrap: str = "stimuli", ci: float = 0.95, *, device=None,
+               dtype=None, ceiling: bool = True, backend: str = "auto") -> RSAScores:
+    """Score L model RDMs (L, K) against S subject RDMs (S, K): per-subject similarities, their
+    mean, Nili noise ceiling (S >= 2), fixed-effects SEM over subjects, and a percentile bootstrap
+    CI of the subject-mean over stimuli, subjects or both (seeded, reproducible)."""
+    method = canonical_method(method)
+    if not 0 < ci < 1:
+        raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
+    if n_bootstrap < 0:
+        raise InvalidInputError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    x = _condensed(model_rdms, device, dtype, "model RDMs")
+    y = _condensed(data_rdms, x.device, x.dtype, "data RDMs")
+    x = x.reshape(-1, x.shape[-1]) if x.ndim == 1 else x
+    y = y.reshape(-1, y.shape[-1]) if y.ndim == 1 else y
+    if x.ndim != 2 or y.ndim != 2:
+        raise InvalidInputError(f"score_rdms takes (L, K) and (S, K); got {tuple(x.shape)}, {tuple(y.shape)}")
+    per_subject = compare_rdms(x, y, method, backend=backend)
+    score = per_subject.mean(dim=1)
+    s = y.shape[0]
+    sem = per_subject.std(dim=1) / math.sqrt(s) if s > 1 else None
+    lower = upper = None
+    note = ""
+    if ceiling and s >= 2:
+        lower, upper = noise_ceiling(y, method)
+        note = (f"Nili et al. (2014) noise ceiling over {s} subject RDMs: lower = leave-one-subject-"
+                f"out pooled RDM, upper = all-subject pooled RDM ({method} pooling)")
+    elif ceiling:
+        note = ("no noise ceiling: a single data RDM gives no between-subject variability to "
+                "estimate one from")
+    nan = torch.full_like(score, float("nan"))
+    ci_low, ci_high, samples = nan, nan.clone(), None
+    if n_bootstrap > 0:
+        if bootstrap in ("subjects", "both") and s < 2:
+            raise InvalidInputError("bootstrapping subjects needs >= 2 subject RDMs; use bootstrap='stimuli'")
+        from .stats import bootstrap_scores  # stats builds on the comparators above
+
+        samples = bootstrap_scores(x, y, method, n_bootstrap, seed, bootstrap, backend=backend)
+        alpha = (1 - ci) / 2
+        q = torch.tensor([alpha, 1 - alpha], dtype=samples.dtype, device=samples.device)
+        ci_low, ci_high = torch.nanquantile(samples, q, dim=0)
+    return RSAScores(score=score, per_subject=per_subject, ceiling_lower=lower,
+                     ceiling_upper=upper, ci_low=ci_low, ci_high=ci_high, n_bootstrap=n_bootstrap,
+                     seed=seed, method=method, bootstrap=bootstrap, ci=ci, sem=sem,
+                     ceiling_note=note, samples=samples)

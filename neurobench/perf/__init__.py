@@ -1,0 +1,1 @@
+"""Performance harnesses comparing neurobench's numeric cores with their open peers."""
