@@ -143,9 +143,11 @@ class Release:
     taus: tuple[float, ...]
     default_tau: float
     default_reason: str
+    needs_pickle: bool = False  # the file holds more than tensors: verify before any pickle load
 
     def hub(self, tau: float) -> HubWeights:
-        return HubWeights(self.repo, self.file_pattern.format(tau=tau))
+        cls = VerifiedHubWeights if self.needs_pickle else HubWeights
+        return cls(self.repo, self.file_pattern.format(tau=tau))
 
     def model_id(self, tau: float) -> str:
         return f"{self.key}-tau{_tau_label(tau)}"
@@ -156,7 +158,7 @@ RESNET18 = Release("toporesnet18", "TopoNets ResNet-18, ImageNet", RESNET18_REPO
 RESNET50 = Release("toporesnet50", "TopoNets ResNet-50, ImageNet", "murtylab/topo-resnet50-imagenet",
                    "all_topo_tau_{tau:.1f}.pt", (30.0,), 30.0, "the only released tau")
 VIT_B_32 = Release("topovit_b_32", "TopoNets ViT-B/32, ImageNet", "murtylab/topo-vit-b-32-imagenet",
-                   "tau_{tau:.1f}.pt", (10.0,), 10.0, "the only released tau")
+                   "tau_{tau:.1f}.pt", (10.0,), 10.0, "the only released tau", needs_pickle=True)
 NANOGPT = Release("toponanogpt", "TopoNets NanoGPT (GPT-2 small shape), FineWeb 10B",
                   "murtylab/topo-nanogpt-fineweb10B", "tau_{tau:.1f}.pt", (0.5, 1.0, 3.0, 50.0), 50.0,
                   "the release's loader defaults to tau=50, its strongest topography")
@@ -324,7 +326,7 @@ def make_topovit(tau: float = 10.0, weights: str | None = None, seed: int = 0,
         model, weights_id = _random(lambda: torchvision.models.vit_b_32(weights=None), seed)
         return ViTAdapter(model, topographic=True, identifier=identifier, weights_id=weights_id, trained=False,
                           family="toponets")
-    hub = VerifiedHubWeights(VIT_B_32.repo, VIT_B_32.hub(tau).filename)
+    hub = VIT_B_32.hub(tau)
     if weights is None:
         path, verified = hub.fetch_verified()
         trusted_sha256 = verified

@@ -4,6 +4,8 @@
   tau-a, Nili et al. (2014) noise ceiling, stimulus-bootstrap CI.
 - `kriegeskorte2008.mit-rsa`: monkey IT (674 neurons), a single RDM: no subject ceiling exists,
   and the result says so.
+- `kriegeskorte2008.hit-trsa`, `kriegeskorte2008.mit-trsa`: the same comparisons after the
+  geo-topological transform (topological RSA).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import scipy.io
 
 from neurobench.data import resolve
 from neurobench.errors import NeurobenchError
+from neurobench.metrics.trsa import gt_transform
 from neurobench.registry import register_benchmark
 from neurobench.rsa_benchmark import RSABenchmark
 from neurobench.stimuli import StimulusSet
@@ -64,6 +67,8 @@ def load_stimuli() -> StimulusSet:
         "category": [_text(s["category"]) for s in stim],
         **{flag: [bool(np.asarray(s[flag]).ravel()[0]) for s in stim] for flag in ("human", "face", "animal", "natural")},
     }, index=ids)
+    # face / body / inanimate: the domains topographic analyses contrast
+    labels["domain"] = [c.split()[-1].replace("bodypart", "body") for c in labels["category"]]
     names = [_text(x) for x in mat["categoryLabels"].ravel()]
     vectors = np.asarray(mat["categoryVectors"]).astype(bool)
     for j, name in enumerate(names):
@@ -116,3 +121,7 @@ def _make(region: str, comparator: str, transform=None, transform_name: str = ""
 
 for _region in ("hit", "mit"):
     _make(_region, "tau_a")
+    # Topological RSA (Lin & Kriegeskorte 2024): geo-topological transform with l=0.2, u=0.8,
+    # quantiles per RDM, applied to model and data RDMs alike before the tau-a comparison.
+    _make(_region, "tau_a", transform=gt_transform, transform_name="gt-transform(l=0.2,u=0.8)",
+          metric_label="trsa")

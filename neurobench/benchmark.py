@@ -78,7 +78,7 @@ class Benchmark:
             "weights_sha256": adapter.weights_id,
             "data_hashes": self.data_hashes(),
             "stimulus_set_hash": stimuli.content_hash(),
-            "preprocess": adapter.preprocess_id,
+            "preprocess": adapter.extraction_id,
             "seed": seed,
             "device": str(dev),
             "duration_s": round(time.perf_counter() - start, 3),

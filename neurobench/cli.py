@@ -23,7 +23,7 @@ from .progress import set_progress
 from .registry import benchmarks, discover_plugins, metrics, models, plugin_errors
 from .store import ResultStore
 
-PERF_SUITES = ("ridge", "rsa")
+PERF_SUITES = ("ridge", "rsa", "extract")
 
 # Tables stay readable when piped: rich would otherwise wrap to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -170,6 +170,40 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def _topo_stimuli(spec: str):
+    """A benchmark's stimuli (by benchmark or dataset name) or an image folder."""
+    from .stimuli import StimulusSet
+
+    if Path(spec).is_dir():
+        return StimulusSet.from_folder(spec), "category"
+    names = [spec] if spec in benchmarks else [n for n in benchmarks.names() if n.startswith(spec + ".")]
+    if not names:
+        raise NeurobenchError(f"--stimuli {spec!r} is neither an image folder nor a benchmark or dataset name")
+    stim = load_benchmark(names[0]).stimuli()
+    return stim, ("domain" if "domain" in stim.labels else None)
+
+
+def cmd_topo(args) -> int:
+    from .topography.run import topo_report
+
+    adapter = load_model(args.model, weights=args.weights, seed=args.seed)
+    if adapter.readout is None:
+        adapter.with_readout(pool="mean")  # one value per channel, matching sheet positions
+    stimuli, default_labels = _topo_stimuli(args.stimuli)
+    labels = args.labels or default_labels
+    out_dir = Path(args.out or f"neurobench-topo-{adapter.identifier}{'' if adapter.trained else '-untrained'}")
+    summary, results = topo_report(adapter, stimuli, out_dir, labels=labels, layers=args.layers,
+                                   n_perm=args.n_perm, seed=args.seed, device=args.device,
+                                   batch_size=args.batch_size)
+    table = pd.DataFrame([r.row() for r in results])
+    keep = [c for c in table.columns if c in ("layer", "smoothness", "smoothness_p", "smoothness_shuffled",
+                                              "participation_ratio", "n_constant")
+            or c.endswith("_morans_i") or c.endswith("_n_clusters")]
+    out.print(_table(table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)"))
+    out.print(f"figures and summary: {summary}")
+    return 0
+
+
 def cmd_perf(args) -> int:
     rows = args.perf_module.run(args)
     out.print(_table(pd.DataFrame(rows), title=f"neurobench perf {args.suite}"))
@@ -209,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("topo", help="topographic signatures of a model's sheet layers, with figures")
+    s.add_argument("--model", required=True)
+    s.add_argument("--weights", help="'random' for an untrained network, or a checkpoint path")
+    s.add_argument("--stimuli", default="kriegeskorte2008", help="benchmark/dataset name or image folder")
+    s.add_argument("--labels", help="stimulus label column to contrast (default: domain, or sub-folder names)")
+    s.add_argument("--layers", nargs="+")
+    s.add_argument("--out", help="output folder (default: ./neurobench-topo-<model>)")
+    s.add_argument("--n-perm", type=int, default=200, help="permutations for the null distributions")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_topo)
 
     perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")
     psub = perf.add_subparsers(dest="suite", required=True)

@@ -10,6 +10,7 @@ and raw activations never mix.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -102,5 +103,7 @@ def sparse_projection(dim: int, k: int, seed: int) -> torch.Tensor:
     signs = torch.randint(0, 2, (flat.numel(),), generator=gen).float() * 2 - 1
     values = signs * (s / k) ** 0.5
     rows, cols = flat // dim, flat % dim
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (k, dim))
-    return coo.coalesce().to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (k, dim), check_invariants=True)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops we use are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.coalesce().to_sparse_csr()

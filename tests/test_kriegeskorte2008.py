@@ -92,3 +92,18 @@ def test_cli_end_to_end_untrained_toporesnet18(tmp_path, capsys):
     board = nb.ResultStore(store).leaderboard()
     assert set(board["benchmark"]) == {"kriegeskorte2008.hit-rsa", "kriegeskorte2008.mit-rsa"}
     assert all(m.endswith("[untrained]") for m in board["model"])
+
+
+def test_trsa_benchmarks_transform_both_sides(tiny_acts):
+    import torch
+
+    from neurobench.metrics.rsa import noise_ceiling as nc
+    from neurobench.metrics.trsa import gt_transform
+
+    bench = nb.load_benchmark("kriegeskorte2008.hit-trsa")
+    bench.n_bootstrap = 50
+    res = bench.score_activations(tiny_acts, seed=0, device=torch.device("cpu"))
+    expected_lower, _ = nc(gt_transform(_subjects()), "tau_a")
+    assert res.layers["ceiling"].iloc[0] == pytest.approx(expected_lower, abs=1e-9)
+    assert res.metric == "rsa-tau_a+gt-transform(l=0.2,u=0.8)"
+    assert nb.load_benchmark("kriegeskorte2008.mit-trsa").comparator == "tau_a"

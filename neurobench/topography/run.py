@@ -116,7 +116,7 @@ def topo_report(adapter, stimuli, out_dir, *, labels=None, layers=None, categori
                                threshold=threshold, n_perm=n_perm, n_boot=n_boot, seed=seed,
                                device=device)
         results.append(sig)
-        safe = n.replace("/", "_")
+        safe = n.replace("/", "_").replace(".", "-")
         figures += plot_smoothness({n: sig.smoothness, f"{n} (shuffled)": sig.control},
                                    out / "figures" / f"smoothness_{safe}", title=n)
         if sig.selectivity is not None:
