@@ -115,9 +115,15 @@ def _selected_benchmarks(names: list[str] | None):
     return chosen
 
 
+def _adapter(args):
+    from .positions import with_positions
+
+    return with_positions(load_model(args.model, weights=args.weights, seed=args.seed), args.positions, args.seed)
+
+
 def cmd_score(args) -> int:
     store = ResultStore(args.store)
-    adapter = load_model(args.model, weights=args.weights, seed=args.seed)
+    adapter = _adapter(args)
     run_id = uuid.uuid4().hex
     results, failures = [], 0
     for name, skip in _selected_benchmarks(args.benchmark):
@@ -186,7 +192,7 @@ def _topo_stimuli(spec: str):
 def cmd_topo(args) -> int:
     from .topography.run import topo_report
 
-    adapter = load_model(args.model, weights=args.weights, seed=args.seed)
+    adapter = _adapter(args)
     if adapter.readout is None:
         adapter.with_readout(pool="mean")  # one value per channel, matching sheet positions
     stimuli, default_labels = _topo_stimuli(args.stimuli)
@@ -226,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--positions", choices=["model", "shuffled"], default="model",
+                   help="'shuffled': the shuffled-positions control for topo.* benchmarks")
     s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
@@ -255,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--positions", choices=["model", "shuffled"], default="model",
+                   help="'shuffled': the same units with positions permuted (the control)")
     s.set_defaults(func=cmd_topo)
 
     perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")

@@ -37,7 +37,8 @@ class ShuffledPositions(Adapter):
 
     @property
     def identifier(self) -> str:
-        return self.inner.identifier
+        # its own name in results and the leaderboard; activations (and their cache) are the inner model's
+        return f"{self.inner.identifier}+{self.control}"
 
     @property
     def weights_id(self) -> str:
@@ -54,6 +55,10 @@ class ShuffledPositions(Adapter):
     @property
     def readout(self):
         return self.inner.readout
+
+    @readout.setter
+    def readout(self, value) -> None:
+        self.inner.readout = value
 
     def with_readout(self, readout=None, **options) -> ShuffledPositions:
         self.inner.with_readout(readout, **options)

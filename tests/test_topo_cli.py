@@ -35,3 +35,14 @@ def test_topo_benchmarks_store_like_any_other(tmp_path):
     board = store.leaderboard()
     assert set(board["benchmark"]) == {"topo.smoothness", "topo.effective-dim"}
     assert isinstance(board, pd.DataFrame)
+
+
+def test_shuffled_positions_control_is_its_own_leaderboard_entry(tmp_path):
+    store = tmp_path / "s.sqlite"
+    args = ["score", "--model", "toporesnet18", "--weights", "random", "--benchmark", "topo.smoothness",
+            "--layers", "layer4.1", "--store", str(store), "--quiet"]
+    assert main(args) == 0
+    assert main(args + ["--positions", "shuffled"]) == 0
+    board = nb.ResultStore(store).leaderboard()
+    assert sorted(board["model"]) == ["toporesnet18-tau10 [untrained]",
+                                      "toporesnet18-tau10+shuffled-positions-seed0 [untrained]"]

@@ -1,0 +1,209 @@
+"""Encoding scores: per-layer cross-validated ridge against repeated-trial neural responses.
+
+`score_encoding` is the numeric heart of an encoding benchmark: it checks that activations and
+responses describe the same stimuli in the same order, averages responses over repetitions,
+estimates the split-half ceiling, scores every layer with nested cross-validated ridge
+(`metrics.ridge`), and normalises per target (`metrics.ceiling`: sign(r) r^2 / reliability,
+median over usable targets).  The headline layer is chosen by the inner cross-validation score
+(computed on training stimuli only), never by held-out scores.  Held-out r per target correlates
+every stimulus's out-of-fold prediction with its response, both centred within the outer fold
+(pooled over folds, free of the fold-intercept bias of naive pooling); CIs are percentile
+bootstraps over stimuli (seeded), resampling predictions, responses and the split-half ceiling
+together, so they cover the uncertainty of generalising to new stimuli.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .devices import resolve_device
+from .errors import AlignmentError, InvalidInputError
+from .metrics.ceiling import normalize_scores, split_half_reliability
+from .metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
+from .result import ScoreResult
+
+log = logging.getLogger(__name__)
+
+__all__ = ["check_aligned", "score_encoding"]
+
+
+def check_aligned(activation_ids: Sequence, response_ids: Sequence, what: str = "responses") -> None:
+    """Raise AlignmentError unless both id lists are the same stimuli in the same order."""
+    a, b = [str(i) for i in activation_ids], [str(i) for i in response_ids]
+    if a == b:
+        return
+    sa, sb = set(a), set(b)
+    if sa != sb or len(a) != len(b):
+        only_a, only_b = sorted(sa - sb)[:3], sorted(sb - sa)[:3]
+        raise AlignmentError(
+            f"activations and {what} describe different stimuli ({len(a)} vs {len(b)} rows; "
+            f"only in activations: {only_a}, only in {what}: {only_b}); extract activations for "
+            f"the benchmark's own stimulus set"
+        )
+    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    raise AlignmentError(
+        f"activations and {what} hold the same stimuli in a different order (first difference "
+        f"at row {first}: {a[first]!r} vs {b[first]!r}); reorder by stimulus id, never by position"
+    )
+
+
+def _fold_centred_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                       folds: list[torch.Tensor]) -> torch.Tensor:
+    """Pearson r per column of a, b (n, c), each centred within its outer fold, under each row
+    of resampling weights w (B, n).
+
+    Centring within folds removes the spurious negative correlation that pooling out-of-fold
+    predictions creates (each fold's intercept comes from the other folds' responses).
+    """
+    cov = torch.zeros(w.shape[0], a.shape[1], dtype=a.dtype, device=a.device)
+    va, vb = torch.zeros_like(cov), torch.zeros_like(cov)
+    for idx in folds:
+        wf, af, bf = w[:, idx], a[idx], b[idx]
+        tot = wf.sum(1, keepdim=True).clamp_min(1e-300)
+        ma, mb = (wf @ af) / tot, (wf @ bf) / tot
+        cov += wf @ (af * bf) - tot * ma * mb
+        va += wf @ (af * af) - tot * ma * ma
+        vb += wf @ (bf * bf) - tot * mb * mb
+    return cov / torch.sqrt(va.clamp_min(0) * vb.clamp_min(0))
+
+
+def _weighted_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson r per column of a, b (n, c) under each row of weights w (B, n) summing to 1."""
+    ma, mb = w @ a, w @ b
+    cov = w @ (a * b) - ma * mb
+    va = (w @ (a * a) - ma * ma).clamp_min(0)
+    vb = (w @ (b * b) - mb * mb).clamp_min(0)
+    return cov / torch.sqrt(va * vb)
+
+
+def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
+                     weights: np.ndarray, device, chunk_bytes: int = 256 * 2**20):
+    """Per-target held-out r (fold-centred) and split-half reliability, for each weighting.
+
+    Row 0 of `weights` is the plain sample; the other rows are bootstrap resamples of stimuli,
+    expressed as multinomial weights, so every resample costs a few matrix products (chunked
+    over targets) and the same resamples serve every layer.
+    """
+    _n, _, t = data.shape
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    w = torch.as_tensor(weights, dtype=torch.float64, device=dev)
+    folds = [torch.as_tensor(f, device=dev) for f in test_folds]
+    y = torch.as_tensor(data.mean(1), dtype=torch.float64, device=dev)
+    p = torch.as_tensor(pred, dtype=torch.float64, device=dev)
+    chunk = max(1, chunk_bytes // (8 * w.shape[0] * 6))
+    r_all = torch.empty(w.shape[0], t, dtype=torch.float64, device=dev)
+    rel_all = torch.empty_like(r_all)
+    for s0 in range(0, t, chunk):
+        sl = slice(s0, s0 + chunk)
+        block = torch.as_tensor(data[:, :, sl], dtype=torch.float64, device=dev)
+        rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=dev)
+        for a_idx, b_idx in halves:
+            r_half = _weighted_corr(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
+            rel += 2 * r_half / (1 + r_half)
+        rel_all[:, sl] = rel / len(halves)
+        r_all[:, sl] = _fold_centred_corr(w, p[:, sl], y[:, sl], folds)
+    return r_all.cpu().numpy(), rel_all.cpu().numpy()
+
+
+def _medians(r: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: median raw r and median sign(r) r^2 / reliability over usable targets."""
+    ok = np.isfinite(rel) & (rel > 0) & np.isfinite(r)
+    norm = np.where(ok, np.sign(r) * r * r / np.where(ok, rel, 1.0), np.nan)
+    raw = np.where(ok, r, np.nan)
+    with np.errstate(all="ignore"):
+        return np.nanmedian(raw, axis=1), np.nanmedian(norm, axis=1)
+
+
+def score_encoding(
+    activations: Mapping[str, Any],
+    responses: Any,
+    activation_ids: Sequence,
+    response_ids: Sequence,
+    *,
+    benchmark: str = "",
+    splits: int = 5,
+    inner_cv: int = 5,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    n_ceiling_splits: int = 10,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    device: Any = "auto",
+    dtype: str = "float32",
+    memory_budget: int | None = None,
+    reduction: str | None = None,
+) -> ScoreResult:
+    """Score layers against `responses` (presentations x repetitions x targets).
+
+    Rows of every activation matrix must follow `activation_ids`; presentations of
+    `responses` follow `response_ids`; both must be identical lists (AlignmentError otherwise).
+    """
+    check_aligned(activation_ids, response_ids)
+    from .metrics.ceiling import as_repeated_array
+
+    data, _ = as_repeated_array(responses)
+    if data.shape[0] != len(response_ids):
+        raise InvalidInputError(f"{data.shape[0]} presentations but {len(response_ids)} ids")
+    ceiling = split_half_reliability(data, n_splits=n_ceiling_splits, seed=seed)
+    Y = data.mean(1)
+    results = ridge_cv_multi(dict(activations), Y, splits, alphas, inner_cv=inner_cv,
+                             groups=np.asarray([str(i) for i in response_ids]), seed=seed,
+                             device=device, dtype=dtype, memory_budget=memory_budget,
+                             reduction=reduction, return_predictions=True)
+    # the same split-halves as the point estimate of the ceiling (same seed)
+    rng = np.random.default_rng(seed)
+    reps = data.shape[1]
+    halves = [(np.sort(pm[: reps // 2]), np.sort(pm[reps // 2:]))
+              for pm in (rng.permutation(reps) for _ in range(n_ceiling_splits))]
+    boot_device = resolve_device(device)
+    n = data.shape[0]
+    weights = np.vstack([np.full((1, n), 1.0 / n),
+                         np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap) / n])
+    rows, norm, pooled = [], {}, {}
+    for name, res in results.items():
+        test_folds = [np.asarray(test) for _train, test in res.splits.folds]
+        r_w, rel_w = _held_out_scores(res.predictions, data, test_folds, halves, weights, boot_device)
+        r = r_w[0]
+        pooled[name] = r
+        ns = normalize_scores(r, ceiling)
+        norm[name] = ns
+        usable_r = r[ns.usable]
+        raw = float(np.median(usable_r)) if usable_r.size else float("nan")
+        lo = hi = nlo = nhi = float("nan")
+        if n_bootstrap > 0:
+            braw, bnorm = _medians(r_w[1:], rel_w[1:])
+            lo, hi = np.nanpercentile(braw, [2.5, 97.5])
+            nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
+        rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
+                     "ceiling": ceiling.median, "normalized": ns.score,
+                     "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
+                     "cv_score": float(np.nanmedian(res.cv_scores)),
+                     "n_used": int(ns.usable.sum()), "n_constant": res.n_constant})
+    table = pd.DataFrame(rows)
+    best = str(table.loc[table["cv_score"].idxmax(), "layer"])
+    b = table[table["layer"] == best].iloc[0]
+    ns = norm[best]
+    return ScoreResult(
+        model="", weights_id="", trained=True, benchmark=benchmark, layers=table,
+        best_layer=best, raw=float(b["raw"]), ci_low=float(b["ci_low"]),
+        ci_high=float(b["ci_high"]), ceiling=ceiling.median, normalized=float(b["normalized"]),
+        selection=("layer with the best inner-CV score (median over targets of minus the "
+                   "validation MSE, on training stimuli only); scores are held-out"),
+        ceiling_note=("split-half Spearman-Brown reliability per target; normalised = median "
+                      f"of sign(r) r^2 / reliability; {ceiling.n_unusable} targets with unusable "
+                      "ceilings excluded and counted"),
+        metric="ridge-encoding",
+        per_target=pd.DataFrame({"r": pooled[best], "r_fold_mean": results[best].r, "normalized": ns.per_target,
+                                 "reliability": ceiling.reliability, "usable": ns.usable,
+                                 "alpha": np.median(results[best].alphas, axis=0)}),
+        provenance={"splits": results[best].splits.to_record() if len(Y) <= 5000 else
+                    {"kind": results[best].splits.kind, "seed": results[best].splits.seed},
+                    "ridge": results[best].record, "ceiling": ceiling.to_record(),
+                    "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
+                    "n_bootstrap": n_bootstrap},
+    )
