@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 
 from neurobench import paths
 from neurobench.adapter import state_dict_sha256
-from neurobench.data import sha256_of
+from neurobench.data import offline, sha256_of
 from neurobench.errors import CheckpointError
 from neurobench.registry import register_model
 from neurobench.text_adapter import TextAdapter
@@ -27,10 +26,6 @@ log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "vocab.txt")
-
-
-def _offline() -> bool:
-    return os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,7 @@ class HFModelWeights:
         cached = self.cached_path()
         if cached is not None:
             return cached
-        if _offline():
+        if offline():
             raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
         try:
             from huggingface_hub import HfApi, snapshot_download

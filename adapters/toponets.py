@@ -25,7 +25,7 @@ from torch import nn
 
 from neurobench import paths
 from neurobench.adapter import TorchAdapter, state_dict_sha256
-from neurobench.data import sha256_of
+from neurobench.data import offline, sha256_of
 from neurobench.errors import CheckpointError
 from neurobench.preprocess import imagenet_preprocess
 from neurobench.registry import register_model
@@ -218,7 +218,7 @@ class VerifiedHubWeights(HubWeights):
             if actual == marker.read_text().strip():
                 return path, actual
             log.warning("cached %s does not match its verified sha256; verifying again", self.filename)
-        if os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes"):
+        if offline():
             raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set, and no verified copy is cached"))
         try:
             from huggingface_hub import HfApi, hf_hub_download
@@ -357,9 +357,8 @@ def gpt2_tokenizer():
         folder = hub.cached_path()
         if folder is not None:
             return AutoTokenizer.from_pretrained(folder, use_fast=True)
-        offline = os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes")
         return AutoTokenizer.from_pretrained(hub.repo_id, cache_dir=paths.subdir("hub"), use_fast=True,
-                                             local_files_only=offline)
+                                             local_files_only=offline())
     except Exception as exc:
         raise CheckpointError(
             f"NanoGPT needs the GPT-2 tokenizer, which is not cached and cannot be downloaded ({type(exc).__name__}). "

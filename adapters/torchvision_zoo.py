@@ -11,7 +11,6 @@ read with `torch.load(weights_only=True)`. Preprocessing follows the weights' ow
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch import nn
 
 from neurobench import paths
 from neurobench.adapter import TorchAdapter, state_dict_sha256
-from neurobench.data import sha256_of
+from neurobench.data import offline, sha256_of
 from neurobench.errors import CheckpointError
 from neurobench.preprocess import ImagePreprocess
 from neurobench.registry import register_model
@@ -69,7 +68,7 @@ class TorchvisionWeights:
         """The verified local file, downloading it if needed (hash-checked as torchvision does)."""
         target = self._target()
         if not target.is_file():
-            if os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes"):
+            if offline():
                 raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
             try:
                 torch.hub.download_url_to_file(self.url, str(target), hash_prefix=self.hash_prefix, progress=False)

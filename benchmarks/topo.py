@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from neurobench.benchmarks.kriegeskorte2008 import load_stimuli
 
 from neurobench.benchmark import Benchmark
 from neurobench.errors import NoSheetPositionsError
@@ -51,15 +52,8 @@ class TopoBenchmark(Benchmark):
         self.identifier, self.description, self.metric = identifier, description, metric
         self.datasets = ("kriegeskorte2008",)
         self._fn, self._needs_positions = fn, needs_positions
-        self._stimuli = None
+        self._load_stimuli = load_stimuli
         self._adapter = None
-
-    def stimuli(self):
-        if self._stimuli is None:
-            from neurobench.benchmarks.kriegeskorte2008 import load_stimuli
-
-            self._stimuli = load_stimuli()
-        return self._stimuli
 
     def score(self, adapter, layers=None, **kwargs):
         # one value per channel, so units match the sheet's positions; the adapter's own read-out

@@ -45,8 +45,16 @@ class Benchmark:
     def data_hashes(self) -> dict[str, str]:
         return {f"{ds}/{f.name}": f.sha256 for ds in self.datasets for f in load_manifest(ds).files}
 
+    _load_stimuli = None  # subclasses may set a loader instead of overriding `stimuli`
+    _stimuli: StimulusSet | None = None
+
     def stimuli(self) -> StimulusSet:
-        raise NotImplementedError
+        """The benchmark's stimulus set, loaded once."""
+        if self._stimuli is None:
+            if self._load_stimuli is None:
+                raise NotImplementedError(f"{type(self).__name__} must set _load_stimuli or override stimuli()")
+            self._stimuli = self._load_stimuli()
+        return self._stimuli
 
     def score_activations(self, activations: dict[str, np.ndarray], seed: int, device: torch.device) -> ScoreResult:
         """Score precomputed activations (rows aligned with `self.stimuli().ids`).

@@ -115,6 +115,22 @@ def _selected_benchmarks(names: list[str] | None):
     return chosen
 
 
+def _parse_bytes(text: str) -> int:
+    """'4GB', '512MB', '2e9' -> bytes."""
+    units = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "b": 1}
+    low = text.strip().lower()
+    for suffix, factor in units.items():
+        if low.endswith(suffix):
+            try:
+                return int(float(low[: -len(suffix)]) * factor)
+            except ValueError:
+                break
+    try:
+        return int(float(low))
+    except ValueError:
+        raise NeurobenchError(f"--memory-budget {text!r}: give bytes or a size like 4GB or 512MB") from None
+
+
 def _adapter(args):
     from .positions import with_positions
 
@@ -131,6 +147,8 @@ def cmd_score(args) -> int:
             err.print(f"skipped {name}: {skip}")
             continue
         bench = load_benchmark(name)
+        if args.memory_budget and hasattr(bench, "memory_budget"):
+            bench.memory_budget = _parse_bytes(args.memory_budget)
         start = time.perf_counter()
         try:
             result = score(adapter, bench, layers=args.layers, device=args.device, batch_size=args.batch_size,
@@ -235,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--positions", choices=["model", "shuffled"], default="model",
                    help="'shuffled': the shuffled-positions control for topo.* benchmarks")
     s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
+    s.add_argument("--memory-budget", help="memory for ridge target chunks, e.g. 4GB (default: from free RAM/GPU memory)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
     s.set_defaults(func=cmd_score)

@@ -34,18 +34,15 @@ class EncodingBenchmark(Benchmark):
         n_bootstrap: int = 1000,
         reduction: str | None = None,
         dtype: str = "float32",
+        memory_budget: int | None = None,
     ):
         self.identifier, self.description, self.datasets = identifier, description, datasets
         self._load_stimuli, self._load_assembly = load_stimuli, load_assembly
         self.splits, self.inner_cv, self.alphas = splits, inner_cv, tuple(alphas)
         self.n_bootstrap, self.reduction, self.dtype = n_bootstrap, reduction, dtype
+        self.memory_budget = memory_budget  # bytes for ridge target chunks; None: from free memory
         self.metric = "ridge-encoding"
         self._stimuli: StimulusSet | None = None
-
-    def stimuli(self) -> StimulusSet:
-        if self._stimuli is None:
-            self._stimuli = self._load_stimuli()
-        return self._stimuli
 
     def assembly(self) -> xr.DataArray:
         return align_to(self._load_assembly(), self.stimuli().ids, what=f"{self.identifier} responses")
@@ -55,7 +52,7 @@ class EncodingBenchmark(Benchmark):
         result = score_encoding(
             activations, self.assembly(), ids, ids, benchmark=self.identifier, splits=self.splits,
             inner_cv=self.inner_cv, alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed,
-            device=device, dtype=self.dtype, reduction=self.reduction,
+            device=device, dtype=self.dtype, reduction=self.reduction, memory_budget=self.memory_budget,
         )
         result.provenance["reduction"] = self.reduction
         return result

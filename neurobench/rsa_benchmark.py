@@ -60,11 +60,6 @@ class RSABenchmark(Benchmark):
         self.metric = f"rsa-{comparator}" + (f"+{transform_name}" if transform_name else "")
         self._stimuli: StimulusSet | None = None
 
-    def stimuli(self) -> StimulusSet:
-        if self._stimuli is None:
-            self._stimuli = self._load_stimuli()
-        return self._stimuli
-
     def data_rdms(self, device: torch.device) -> tuple[torch.Tensor, str]:
         ids, rdms, note = self._load_data()
         self.stimuli().check_aligned(ids, what=f"{self.identifier} data RDMs")

@@ -6,14 +6,13 @@ Checkpoints are always read with `torch.load(weights_only=True)`: no pickle code
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import paths
-from .data import sha256_of
+from .data import offline, sha256_of
 from .errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class HubWeights:
         cached = self.cached_path()
         if cached is not None:
             return cached
-        if os.environ.get("NEUROBENCH_OFFLINE", "").lower() in ("1", "true", "yes"):
+        if offline():
             raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
         try:
             from huggingface_hub import HfApi, hf_hub_download

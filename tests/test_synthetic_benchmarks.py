@@ -63,3 +63,11 @@ def test_cli_ranks_oracle_above_distractor(tmp_path):
                      "--quiet"]) == 0
     board = nb.ResultStore(store).leaderboard().set_index("model")
     assert board.loc["synthetic-oracle", "normalized"] > 0.95 > 0.05 > board.loc["synthetic-distractor", "normalized"]
+
+
+def test_memory_budget_too_small_is_a_clear_error(tmp_path, capsys):
+    code = main(["score", "--model", "synthetic-oracle", "--benchmark", "synthetic.spikes-encoding",
+                 "--store", str(tmp_path / "s.sqlite"), "--memory-budget", "1kB", "--quiet"])
+    assert code == 2
+    assert "budget" in capsys.readouterr().err.lower()
+    assert nb.ResultStore(tmp_path / "s.sqlite").rows().empty  # nothing half-stored
