@@ -224,8 +224,39 @@ def cmd_topo(args) -> int:
                                               "participation_ratio", "n_constant")
             or c.endswith("_morans_i") or c.endswith("_n_clusters")]
     out.print(_table(table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)"))
+    if args.lesion_benchmark:
+        lesions = _topo_lesions(args, adapter, [r.layer for r in results])
+        out.print(_table(lesions, title=f"Silencing the {args.lesion_category} patch: {args.lesion_benchmark} score"))
+        from .topography.figures import markdown_table
+
+        with open(summary, "a") as fh:
+            fh.write(f"\n## Lesions: {args.lesion_benchmark}\n\n" + "\n".join(markdown_table(lesions.to_dict("records"))))
     out.print(f"figures and summary: {summary}")
     return 0
+
+
+def _topo_lesions(args, adapter, layers: list[str]) -> pd.DataFrame:
+    """Brain score of each sheet layer intact, with the category patch silenced, and with as
+    many random selective units silenced (unpooled activations, the benchmark's own metric)."""
+    from .topography.brain_lesion import lesion_brain_score
+
+    bench = load_benchmark(args.lesion_benchmark)
+    stim = bench.stimuli()
+    column = args.labels or ("domain" if "domain" in stim.labels else None)
+    if column is None or column not in stim.labels:
+        raise NeurobenchError(f"{args.lesion_benchmark}'s stimuli have no label column {column!r}; pass --labels")
+    readout, adapter.readout = adapter.readout, None
+    try:
+        acts = adapter.activations(stim, layers, batch_size=args.batch_size, device=args.device)
+    finally:
+        adapter.readout = readout
+    rows = []
+    for layer in layers:
+        res = lesion_brain_score(bench, acts[layer], adapter.sheet_positions(layer), stim.labels[column].to_numpy(),
+                                 args.lesion_category, n_random=args.lesion_random, seed=args.seed, device=args.device)
+        rows.append({"layer": layer, "silenced": res.n_silenced, "intact": res.intact, "patch silenced": res.patch,
+                     "random silenced (mean)": float(res.random.mean()), "p": res.p_value})
+    return pd.DataFrame(rows)
 
 
 def cmd_perf(args) -> int:
@@ -284,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--positions", choices=["model", "shuffled"], default="model",
                    help="'shuffled': the same units with positions permuted (the control)")
+    s.add_argument("--lesion-benchmark", help="also report this benchmark's score with the category patch silenced")
+    s.add_argument("--lesion-category", default="face", help="category whose most selective patch is silenced")
+    s.add_argument("--lesion-random", type=int, default=20, help="random equal-size silencing controls")
     s.set_defaults(func=cmd_topo)
 
     perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")

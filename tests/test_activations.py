@@ -88,3 +88,22 @@ def test_stale_cache_entry_is_ignored(fresh_home, tmp_path):
     assert cache.load(entry, "fc", ["b", "a"]) is None
     cache.path(entry, "fc").write_bytes(b"corrupt")
     assert cache.load(entry, "fc", ["a", "b"]) is None
+
+
+def test_failing_model_in_the_cli_stores_nothing(fresh_home, tmp_path, capsys):
+    from neurobench.cli import main
+    from neurobench.registry import models
+
+    @nb.register_model("tiny-that-fails")
+    def tiny_that_fails():
+        return nb.TorchAdapter(Tiny(fail_after=1), layers=["fc"], preprocess=nb.ImagePreprocess(resize=16, crop=16))
+
+    store = tmp_path / "s.sqlite"
+    try:
+        code = main(["score", "--model", "tiny-that-fails", "--benchmark", "synthetic.spikes-encoding",
+                     "--store", str(store), "--quiet", "--batch-size", "64"])
+    finally:
+        models.remove("tiny-that-fails")
+    assert code == 2 and "boom" in capsys.readouterr().err
+    assert nb.ResultStore(store).rows().empty
+    assert not list((fresh_home / "activations").rglob("*.h5"))

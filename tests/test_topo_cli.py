@@ -13,7 +13,8 @@ pytestmark = needs_kriegeskorte
 def test_topo_command_writes_figures_and_summary(tmp_path, capsys):
     out_dir = tmp_path / "topo"
     code = main(["topo", "--model", "toporesnet18", "--weights", "random", "--layers", "layer4.1", "fc",
-                 "--n-perm", "20", "--out", str(out_dir)])
+                 "--n-perm", "20", "--out", str(out_dir), "--lesion-benchmark", "kriegeskorte2008.hit-rsa",
+                 "--lesion-random", "5"])
     assert code == 0
     shown = capsys.readouterr().out
     assert "layer4.1" in shown and "smoothness" in shown
@@ -21,6 +22,7 @@ def test_topo_command_writes_figures_and_summary(tmp_path, capsys):
     assert "[untrained]" in summary and "Skipped (no sheet positions): fc" in summary
     assert (out_dir / "figures" / "tmaps_layer4-1.png").stat().st_size > 1000
     assert (out_dir / "figures" / "smoothness_layer4-1.svg").exists()
+    assert "## Lesions: kriegeskorte2008.hit-rsa" in summary and "Silencing the face patch" in shown
 
 
 def test_topo_benchmarks_store_like_any_other(tmp_path):

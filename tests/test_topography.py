@@ -449,3 +449,33 @@ def test_topo_benchmarks_score_sheet_layers(layers):
     bench._adapter, bench._stimuli = Adapter(), Stimuli()
     with pytest.raises(NoSheetPositionsError, match="shuffled-positions"):
         bench.score_activations({"head": acts["head"]}, seed=0, device="cpu")
+
+
+def test_lesion_brain_score_drops_when_the_carrying_patch_is_silenced():
+    """A 'brain' RDM that depends on one sheet patch: silencing that patch hurts the score, random
+    units of the same number do not."""
+    import pandas as pd
+
+    from neurobench.rsa_benchmark import RSABenchmark
+    from neurobench.sheet import sheet_positions
+    from neurobench.stimuli import StimulusSet
+    from neurobench.topography.brain_lesion import lesion_brain_score
+
+    rng = np.random.default_rng(0)
+    n, side = 60, 8
+    labels = np.array(["face"] * 20 + ["other"] * 40)
+    pos = sheet_positions(side * side)
+    x = rng.standard_normal((n, side * side)) * 0.3
+    patch = (pos[:, 0] < 3) & (pos[:, 1] < 3)  # 9 face-selective units carrying stimulus structure
+    tuning = rng.standard_normal((3, patch.sum()))  # stimulus structure spread over the patch's units
+    face = (labels == "face")[:, None] * (2.0 + rng.random(patch.sum()))
+    x[:, patch] += rng.standard_normal((n, 3)) @ tuning + face + rng.standard_normal((n, patch.sum())) * 0.2
+    brain = 1 - np.corrcoef(x[:, patch])  # the 'brain' sees only the patch's information
+    ids = [f"s{i}" for i in range(n)]
+    stim = StimulusSet("toy", ids, texts=ids, labels=pd.DataFrame({"c": labels}, index=ids))
+    bench = RSABenchmark("toy.lesion", "", (), lambda: stim, lambda: (ids, brain[None], "toy"),
+                         comparator="spearman", n_bootstrap=10)
+    res = lesion_brain_score(bench, x, pos, labels, "face", n_random=19, seed=0)
+    assert res.n_silenced >= 5 and res.patch_drop > 0.3
+    assert res.random_drop < res.patch_drop / 3 and res.p_value <= 0.05
+    assert bench.n_bootstrap == 10

@@ -21,9 +21,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from . import ranks
 from .ranks import average_ranks, tau_a
 from .rdm import as_tensor, check_stimulus_ids, n_stimuli_from_length
 
@@ -57,8 +59,12 @@ def _condensed(rdms, device, dtype, what: str) -> torch.Tensor:
 
 def _joint_nan_mask(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Entries kept (non-NaN everywhere); InvalidInputError when the two sides disagree."""
-    nx = torch.isnan(x.reshape(-1, x.shape[-1])).any(dim=0)
-    ny = torch.isnan(y.reshape(-1, y.shape[-1])).any(dim=0)
+    x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+    # NaN in a column makes its sum NaN; only then look entry by entry (inf - inf is NaN too)
+    if not (bool(torch.isnan(x2.sum(dim=0)).any()) or bool(torch.isnan(y2.sum(dim=0)).any())):
+        return torch.ones(x.shape[-1], dtype=torch.bool, device=x.device)
+    nx = torch.isnan(x2).any(dim=0)
+    ny = torch.isnan(y2).any(dim=0)
     if not torch.equal(nx, ny):
         only_x = int((nx & ~ny).sum())
         only_y = int((ny & ~nx).sum())
@@ -121,6 +127,10 @@ def cov_whiten(v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def _as_f64(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float64, copy=False))
+
+
 def _compare_flat(x: torch.Tensor, y: torch.Tensor, method: str, keep: torch.Tensor,
                   backend: str) -> torch.Tensor:
     """x (M, K'), y (N, K') already NaN-free -> (M, N)."""
@@ -129,6 +139,10 @@ def _compare_flat(x: torch.Tensor, y: torch.Tensor, method: str, keep: torch.Ten
     if method == "pearson":
         return _cosine(_center(x), _center(y))
     if method in ("spearman", "rho_a"):
+        if ranks._use_numba(x, backend):  # CPU: model ranks never materialised
+            out = ranks.rank_correlations(_as_f64(x), _as_f64(y), method)
+            if out is not None:
+                return torch.from_numpy(out).to(dtype=x.dtype)
         rx, ry = _center(average_ranks(x, backend)), _center(average_ranks(y, backend))
         if method == "spearman":
             return _cosine(rx, ry)

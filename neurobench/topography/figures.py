@@ -110,7 +110,8 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _table(rows: list[dict]) -> list[str]:
+def markdown_table(rows: list[dict]) -> list[str]:
+    """Rows of dicts as Markdown table lines (with a trailing blank line)."""
     if not rows:
         return []
     cols = list(rows[0])
@@ -132,7 +133,7 @@ def write_summary(path, *, title: str = "Topographic signatures",
     if smoothness:
         lines += ["## Smoothness", "",
                   "Near-minus-far tuning similarity, centred on shuffled positions (0 = none).", ""]
-        lines += _table([{"layer": k, "smoothness": r.score, "z": r.z, "p": r.p_value,
+        lines += markdown_table([{"layer": k, "smoothness": r.score, "z": r.z, "p": r.p_value,
                           "distance corr.": r.distance_correlation, "units": r.n_units,
                           "constant units": r.n_constant} for k, r in smoothness.items()])
     if selectivity:
@@ -141,16 +142,16 @@ def write_summary(path, *, title: str = "Topographic signatures",
         for k, res in selectivity.items():
             for s in res.summary():
                 rows.append({"layer": k, **{c: v for c, v in s.items() if c != "n_selective"}})
-        lines += _table(rows)
+        lines += markdown_table(rows)
         for k, res in selectivity.items():
             if res.similarity is not None:
                 cats = [str(c) for c in res.tmaps.categories]
                 lines += [f"t-map correlations, {k}:", ""]
-                lines += _table([{"": a, **{b: float(res.similarity[i, j]) for j, b in
+                lines += markdown_table([{"": a, **{b: float(res.similarity[i, j]) for j, b in
                                             enumerate(cats)}} for i, a in enumerate(cats)])
     if dimensionality:
         lines += ["## Effective dimensionality", ""]
-        lines += _table([{"layer": k, "participation ratio": r.participation_ratio,
+        lines += markdown_table([{"layer": k, "participation ratio": r.participation_ratio,
                           f"{int(r.ci_level * 100)}% CI": f"{r.ci_low:.3g} – {r.ci_high:.3g}",
                           "stimuli": r.n_stimuli, "units": r.n_units}
                          for k, r in dimensionality.items()])
