@@ -119,3 +119,59 @@ def test_rsatoolbox_spellings_accepted():
     x, y = random_condensed(rng, 2, 6), random_condensed(rng, 1, 6)
     torch.testing.assert_close(compare_rdms(x, y, "tau-a"), compare_rdms(x, y, "tau_a"))
     torch.testing.assert_close(compare_rdms(x, y, "corr"), compare_rdms(x, y, "pearson"))
+
+
+def _brute_tau_a(xa, ya):
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(xa, axis=1), rankdata(ya, axis=1)  # monotone: same tau-a, no inf - inf
+    k = xa.shape[1]
+    out = np.zeros((len(xa), len(ya)))
+    for i in range(len(xa)):
+        sx = np.sign(rx[i][:, None] - rx[i][None])
+        for j in range(len(ya)):
+            sy = np.sign(ry[j][:, None] - ry[j][None])
+            out[i, j] = (sx * sy).sum() / 2 / (k * (k - 1) / 2)
+    return out
+
+
+def test_packed_key_ranks_exact_on_hard_rows():
+    """The CPU kernels sort packed keys (value bits + index): ties, near-ties that agree in the
+    high bits, -0.0 vs 0.0, negative and infinite values must still rank exactly."""
+    if not ranks.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(60)
+    x = rng.random((40, 190))
+    x[:8, :30] = 0.5 + 1e-15 * rng.integers(0, 3, (8, 30))  # equal high bits, distinct values
+    x[8:12, :60] = np.nextafter(0.7, 1)
+    x[8:12, 60:70] = 0.7
+    x[12, 5], x[12, 6] = -0.0, 0.0
+    x[13, 7], x[14, :5] = np.inf, -np.inf
+    x[15:20] = rng.normal(size=(5, 190))
+    x[20:25] = rng.integers(-3, 4, size=(5, 190))
+    x[25] = 1.0
+    y = np.concatenate([x[[0, 9, 15, 21]], rng.random((2, 190))])
+    got = ranks.tau_a(torch.tensor(x), torch.tensor(y), backend="numba").numpy()
+    np.testing.assert_array_equal(got, _brute_tau_a(x, y))
+    r = ranks.average_ranks(torch.tensor(x), backend="numba").numpy()
+    np.testing.assert_array_equal(r, rankdata(x, axis=1))
+    got = compare_rdms(torch.tensor(x[15:25]), torch.tensor(y), "spearman").numpy()
+    ref = rsa_ref(x[15:25], y, "spearman")
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    got = compare_rdms(torch.tensor(x[15:25]), torch.tensor(y), "rho_a").numpy()
+    np.testing.assert_allclose(got, rsa_ref(x[15:25], y, "rho_a"), atol=1e-12)
+
+
+def test_infinite_dissimilarities_are_refused():
+    import numpy as np
+    import pytest
+
+    from neurobench.errors import InvalidInputError
+    from neurobench.metrics.rsa import compare_rdms
+
+    x = np.random.default_rng(0).random((2, 10))
+    x[0, 3] = np.inf
+    with pytest.raises(InvalidInputError, match="finite"):
+        compare_rdms(x, x[1:], "tau_a")

@@ -3,15 +3,19 @@
 Two back ends compute the same integers/ranks:
 - torch (any device): average ranks by sort + searchsorted; tau-a by chunked pairwise sign
   products (one matmul per chunk), which is what a GPU does fastest;
-- numba (CPU, when installed): per-row sorts and an O(K log K) Fenwick-tree count of discordant
-  pairs per (model, data) pair, in parallel threads. On a CPU this is ~100x less work than the
-  pairwise products, which is why it exists.
+- numba (CPU, when installed): every row is sorted once with numpy's SIMD sort on packed keys
+  (the value's bits with the entry's index in the low bits; runs of keys whose value bits agree
+  are re-sorted exactly, so ties and near-ties are resolved on the full values), then tau-a
+  counts concordant and discordant pairs for each (model, data) pair in one O(K) sweep over a
+  bitset of the data ordinals with per-word prefix counts, in parallel threads. On a CPU this is
+  far less work than the pairwise products, which is why it exists.
 Both are exact (ties count as neither concordant nor discordant); tests check them against each
 other and against rsatoolbox.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -63,6 +67,329 @@ def _use_numba(t: torch.Tensor, backend: str) -> bool:
     return HAVE_NUMBA and t.device.type == "cpu"
 
 
+# ---------------------------------------------------------------- packed-key row sorts (numba)
+#
+# Every row is sorted once, by numpy's SIMD sort, as packed keys: the value's order-preserving
+# 64-bit pattern with its low `b` bits replaced by the entry's index (b = bits needed for K - 1).
+# Keys that agree above the low bits (equal or nearly equal values) are put in exact order on
+# the full values afterwards (`_nb_row_order`), so the order and the ties are exact. Non-negative
+# finite rows (every RDM) sort as float64 (the fastest numpy sort); others as sign-flipped int64.
+# Rows go through key building, sorting and the statistic in cache-sized chunks, one chunk per
+# task on a small thread pool (numpy's sort and the nogil kernels release the GIL).
+
+_CHUNK_ROWS = 16
+
+
+def _key_bits(k: int) -> int:
+    """Low bits that hold an entry's index in a packed sort key."""
+    return max(1, int(k - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(workers, thread_name_prefix="neurobench-ranks")
+
+
+def _run_row_chunks(a: np.ndarray, kernel, *args) -> bool:
+    """Sort the packed keys of the rows of `a` (R, K) chunk by chunk and call
+    `kernel(keys, a[chunk], b, *args, start)` on each. False (nothing reliable done) on NaN."""
+    r, k = a.shape
+    b = _key_bits(k)
+    starts = range(0, r, _CHUNK_ROWS)
+
+    def task(s):
+        rows = a[s:s + _CHUNK_ROWS]
+        keys = np.empty(rows.shape, dtype=np.int64)
+        has_nan, odd = _nb_make_keys(rows, b, False, keys)
+        if has_nan:
+            return False
+        if odd:  # negative or infinite values: sort sign-flipped integer keys instead
+            _nb_make_keys(rows, b, True, keys)
+            keys.sort(axis=1)
+        else:
+            keys.view(np.float64).sort(axis=1)
+        kernel(keys, rows, b, *args, s)
+        return True
+
+    workers = max(1, min(os.cpu_count() or 1, len(starts)))
+    if workers == 1:
+        return all([task(s) for s in starts])
+    return all(list(_pool(workers).map(task, starts)))
+
+
+def _cum_index(k: int) -> np.ndarray:
+    """0..nw-1 in the narrowest integer type that holds counts up to K (int16 up to K = 32767):
+    the prefix-count words of the tau-a sweep, padded to whole 256-bit vectors."""
+    dt = np.int16 if k < 2**15 else np.int32
+    per = 16 if dt == np.int16 else 8
+    nw = ((k >> 6) + per) // per * per
+    return np.arange(nw, dtype=dt)
+
+
+def _ranks_np(a: np.ndarray) -> np.ndarray | None:
+    """Average ranks of the rows of a float64 (R, K) array; None when it holds NaN."""
+    out = np.empty(a.shape, dtype=np.float64)
+    return out if _run_row_chunks(a, _nb_rank_rows, out) else None
+
+
+def _ordinals_np(a: np.ndarray):
+    """(ordinals, tie-group first ordinal, tie-group last ordinal, has ties) per row, or None."""
+    r, k = a.shape
+    u = np.empty((r, k), dtype=np.int32)
+    lo = np.empty((r, k), dtype=np.int32)
+    hi = np.empty((r, k), dtype=np.int32)
+    ties = np.zeros(r, dtype=np.bool_)
+    return (u, lo, hi, ties) if _run_row_chunks(a, _nb_ordinal_rows, u, lo, hi, ties) else None
+
+
+def rank_correlations(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray | None:
+    """Spearman r ("spearman") or rho-a ("rho_a") of every row of x (M, K) with every row of y
+    (N, K), float64, without materialising the model ranks: each model row's centred average
+    ranks are dotted with the data's centred ranks while still in cache. None on NaN (numba)."""
+    k = x.shape[1]
+    ry = _ranks_np(y)
+    if ry is None:
+        return None
+    mean = (k + 1) / 2  # average ranks always sum to K (K + 1) / 2
+    ryc = np.ascontiguousarray(ry - mean)
+    dots = np.empty((x.shape[0], y.shape[0]), dtype=np.float64)
+    sxx = np.empty(x.shape[0], dtype=np.float64)
+    if not _run_row_chunks(x, _nb_rank_dot_rows, ryc, dots, sxx):
+        return None
+    if method == "rho_a":
+        return dots * (12.0 / (k**3 - k))
+    den = np.sqrt(sxx)[:, None] * np.sqrt((ryc * ryc).sum(axis=1))[None, :]
+    return np.where(den > 0, dots / np.where(den > 0, den, 1.0), 0.0)
+
+
+def _tau_a_numerators(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Exact concordant - discordant counts (M, N) of float64 rows, or None on NaN."""
+    ords = _ordinals_np(y)
+    if ords is None:
+        return None
+    out = np.empty((x.shape[0], y.shape[0]), dtype=np.int64)
+    ok = _run_row_chunks(x, _nb_tau_rows, *ords, _cum_index(x.shape[1]), out)
+    return out if ok else None
+
+
+if HAVE_NUMBA:
+    from numba import types as _nbtypes
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _popcount(typingctx, v):  # pragma: no cover - compiled
+        sig = _nbtypes.int64(_nbtypes.uint64)
+
+        def codegen(context, builder, signature, args):
+            fn = builder.module.declare_intrinsic("llvm.ctpop", [args[0].type])
+            return builder.call(fn, args)
+
+        return sig, codegen
+
+    @numba.njit(cache=True, nogil=True)
+    def _nb_make_keys(a, b, as_int, keys):  # pragma: no cover - compiled
+        """keys[i, t] = (order bits of a[i, t] with the low b bits cleared) | t.
+        Returns (any NaN, any negative or infinite value)."""
+        r, k = a.shape
+        low = np.int64((1 << b) - 1)
+        high = ~low
+        flip = np.int64(0x7FFFFFFFFFFFFFFF)
+        has_nan = False
+        odd = False
+        for i in range(r):
+            row = a[i]
+            bits = row.view(np.int64)
+            for t in range(k):
+                v = row[t]
+                has_nan |= v != v
+                odd |= (v < 0.0) | (v == np.inf)
+                s = bits[t]
+                if v == 0.0:
+                    s = 0  # -0.0 and 0.0 are the same value
+                elif as_int and s < 0:
+                    s ^= flip
+                keys[i, t] = (s & high) | t
+        return has_nan, odd
+
+    @numba.njit(cache=True, nogil=True)
+    def _nb_row_order(krow, xrow, b, order):  # pragma: no cover - compiled
+        """Row order (argsort) from sorted packed keys, exact on the full values; ties keep index
+        order within a run of equal high bits. Returns whether the row has tied values."""
+        k = krow.shape[0]
+        low = np.int64((1 << b) - 1)
+        for t in range(k):
+            order[t] = krow[t] & low
+        ties = False
+        t = 0
+        while t < k - 1:
+            h = krow[t] >> b
+            if (krow[t + 1] >> b) != h:
+                t += 1
+                continue
+            e = t + 2
+            while e < k and (krow[e] >> b) == h:
+                e += 1
+            in_order = True
+            for s in range(t + 1, e):
+                if xrow[order[s]] < xrow[order[s - 1]]:
+                    in_order = False
+                    break
+            if not in_order:
+                vals = np.empty(e - t, dtype=np.float64)
+                for s in range(t, e):
+                    vals[s - t] = xrow[order[s]]
+                perm = np.argsort(vals, kind="mergesort")
+                seg = order[t:e][perm]
+                order[t:e] = seg
+            for s in range(t + 1, e):
+                if xrow[order[s]] == xrow[order[s - 1]]:
+                    ties = True
+                    break
+            t = e
+        return ties
+
+    @numba.njit(cache=True, nogil=True)
+    def _nb_fill_ranks(xrow, order, ties, out):  # pragma: no cover - compiled
+        k = xrow.shape[0]
+        if not ties:
+            for t in range(k):
+                out[order[t]] = t + 1.0
+            return
+        j = 0
+        while j < k:
+            v = xrow[order[j]]
+            e = j + 1
+            while e < k and xrow[order[e]] == v:
+                e += 1
+            avg = 0.5 * (j + e - 1) + 1.0
+            for t in range(j, e):
+                out[order[t]] = avg
+            j = e
+
+    @numba.njit(cache=True, nogil=True)
+    def _nb_rank_rows(keys, x, b, out, start):  # pragma: no cover - compiled
+        r, k = x.shape
+        order = np.empty(k, dtype=np.int64)
+        for i in range(r):
+            ties = _nb_row_order(keys[i], x[i], b, order)
+            _nb_fill_ranks(x[i], order, ties, out[start + i])
+
+    @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    def _nb_rank_dot_rows(keys, x, b, ryc, dots, sxx, start):  # pragma: no cover - compiled
+        """Centred average ranks of each row, dotted with every row of ryc; and their sum of
+        squares (reassociated sums: exact to rounding, vectorised)."""
+        r, k = x.shape
+        n = ryc.shape[0]
+        mean = (k + 1) / 2
+        order = np.empty(k, dtype=np.int64)
+        rk = np.empty(k, dtype=np.float64)
+        for i in range(r):
+            ties = _nb_row_order(keys[i], x[i], b, order)
+            _nb_fill_ranks(x[i], order, ties, rk)
+            ss = 0.0
+            for p in range(k):
+                c = rk[p] - mean
+                rk[p] = c
+                ss += c * c
+            sxx[start + i] = ss
+            for j in range(n):
+                d = 0.0
+                for p in range(k):
+                    d += rk[p] * ryc[j, p]
+                dots[start + i, j] = d
+
+    @numba.njit(cache=True, nogil=True)
+    def _nb_ordinal_rows(keys, x, b, u, lo, hi, ties, start):  # pragma: no cover - compiled
+        """Per row: ordinal (position in sorted order, ties in index order) of every entry, the
+        first and last ordinal of its tie group, and whether the row has ties."""
+        r, k = x.shape
+        order = np.empty(k, dtype=np.int64)
+        for i in range(r):
+            o = start + i
+            ties[o] = _nb_row_order(keys[i], x[i], b, order)
+            j = 0
+            while j < k:
+                v = x[i, order[j]]
+                e = j + 1
+                while e < k and x[i, order[e]] == v:
+                    e += 1
+                for t in range(j, e):
+                    u[o, order[t]] = t
+                    lo[o, order[t]] = j
+                    hi[o, order[t]] = e - 1
+                j = e
+
+    @numba.njit(cache=True, inline="always")
+    def _nb_below(bits, cum, v):  # pragma: no cover - compiled
+        """How many inserted ordinals are < v."""
+        w = v >> 6
+        m = (np.uint64(1) << np.uint64(v & 63)) - np.uint64(1)
+        return cum[w] + _popcount(bits[w] & m)
+
+    @numba.njit(cache=True, inline="always")
+    def _nb_insert(bits, cum, qidx, v):  # pragma: no cover - compiled
+        w = v >> 6
+        bits[w] |= np.uint64(1) << np.uint64(v & 63)
+        wq = qidx[w]  # w in the counts' own integer type, so the loop below is one vector op
+        for q in range(qidx.shape[0]):  # per word: how many inserted ordinals lie before it
+            cum[q] += qidx[q] > wq
+
+    @numba.njit(cache=True, nogil=True)
+    def _nb_tau_rows(keys, x, b, uy, loy, hiy, yties, qidx, out, start):  # pragma: no cover
+        """tau-a numerators (concordant - discordant) of every model row (sorted packed keys
+        `keys`, values x) with every data row (ordinals uy, tie-group bounds loy/hiy).
+
+        The model's entries are visited in increasing x; each counts the earlier entries whose
+        data ordinal lies below its data tie group (concordant) minus those above it
+        (discordant), from a bitset of inserted ordinals plus per-word prefix counts. Entries
+        tied in x are all counted before any of them is inserted, so pairs tied in x or y count
+        as neither."""
+        r, k = x.shape
+        n = uy.shape[0]
+        nw = qidx.shape[0]
+        total = k * (k - 1) // 2
+        order = np.empty(k, dtype=np.int64)
+        gend = np.empty(k, dtype=np.int64)
+        bits = np.empty(nw, dtype=np.uint64)
+        cum = np.empty_like(qidx)
+        for i in range(r):
+            xties = _nb_row_order(keys[i], x[i], b, order)
+            if xties:  # end of each entry's x tie group, in sorted position
+                e = k
+                for t in range(k - 1, -1, -1):
+                    if t < k - 1 and x[i, order[t]] != x[i, order[t + 1]]:
+                        e = t + 1
+                    gend[t] = e
+            for j in range(n):
+                bits[:] = 0
+                cum[:] = 0
+                u = uy[j]
+                if not xties and not yties[j]:
+                    below = 0
+                    for t in range(k):
+                        v = u[order[t]]
+                        below += _nb_below(bits, cum, v)
+                        _nb_insert(bits, cum, qidx, v)
+                    out[start + i, j] = 2 * below - total
+                    continue
+                lo = loy[j]
+                hi = hiy[j]
+                num = 0
+                t = 0
+                while t < k:
+                    e = gend[t] if xties else t + 1
+                    for s in range(t, e):
+                        idx = order[s]
+                        above = t - _nb_below(bits, cum, hi[idx] + 1)
+                        num += _nb_below(bits, cum, lo[idx]) - above
+                    for s in range(t, e):
+                        _nb_insert(bits, cum, qidx, u[order[s]])
+                    t = e
+                out[start + i, j] = num
+
+
 def average_ranks(x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """Ranks 1..K along the last axis, ties get their average rank (scipy `rankdata` default)."""
     if x.shape[-1] == 0:
@@ -70,7 +397,9 @@ def average_ranks(x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     if _use_numba(x, backend):
         flat = x.detach().reshape(-1, x.shape[-1]).cpu().numpy().astype(np.float64, copy=False)
         flat = np.ascontiguousarray(flat)
-        out = _nb_average_ranks(flat, argsort_rows(flat))
+        out = _ranks_np(flat)
+        if out is None:  # NaN: each NaN is its own value, last (as the argsort path orders them)
+            out = _nb_average_ranks(flat, argsort_rows(flat))
         return torch.from_numpy(out).to(dtype=x.dtype).reshape(x.shape)
     s, _ = torch.sort(x, dim=-1)
     lo = torch.searchsorted(s, x.contiguous(), right=False)
@@ -94,7 +423,9 @@ def tau_a(x: torch.Tensor, y: torch.Tensor, backend: str = "auto",
     if _use_numba(x, backend):
         xa = np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float64, copy=False))
         ya = np.ascontiguousarray(y.detach().cpu().numpy().astype(np.float64, copy=False))
-        num = _nb_tau_a_numerator(xa, ya, argsort_rows(xa), argsort_rows(ya))
+        num = _tau_a_numerators(xa, ya)
+        if num is None:  # NaN: the argsort kernel's conventions (each NaN its own value, last)
+            num = _nb_tau_a_numerator(xa, ya, argsort_rows(xa), argsort_rows(ya))
         out = torch.from_numpy(num.astype(np.float64) / total)
         return out.to(x.device)
     return _torch_tau_a_numerator(x, y, max_elements).to(torch.float64) / total

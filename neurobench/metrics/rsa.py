@@ -54,14 +54,16 @@ def _condensed(rdms, device, dtype, what: str) -> torch.Tensor:
     n = n_stimuli_from_length(t.shape[-1])
     if n < 3:
         raise InvalidInputError(f"{what}: RDMs need at least 3 stimuli; got {n}")
+    if bool(torch.isinf(t).any()):
+        raise InvalidInputError(f"{what}: dissimilarities must be finite (NaN marks a missing entry); found inf")
     return t
 
 
 def _joint_nan_mask(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Entries kept (non-NaN everywhere); InvalidInputError when the two sides disagree."""
     x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-    # NaN in a column makes its sum NaN; only then look entry by entry (inf - inf is NaN too)
-    if not (bool(torch.isnan(x2.sum(dim=0)).any()) or bool(torch.isnan(y2.sum(dim=0)).any())):
+    # any NaN makes the sum NaN; only then look entry by entry (inf - inf is NaN too)
+    if not (bool(torch.isnan(x2.sum())) or bool(torch.isnan(y2.sum()))):
         return torch.ones(x.shape[-1], dtype=torch.bool, device=x.device)
     nx = torch.isnan(x2).any(dim=0)
     ny = torch.isnan(y2).any(dim=0)
