@@ -149,6 +149,8 @@ def cmd_score(args) -> int:
         bench = load_benchmark(name)
         if args.memory_budget and hasattr(bench, "memory_budget"):
             bench.memory_budget = _parse_bytes(args.memory_budget)
+        if args.reduction and hasattr(bench, "reduction"):
+            bench.reduction = None if args.reduction == "none" else args.reduction
         start = time.perf_counter()
         try:
             result = score(adapter, bench, layers=args.layers, device=args.device, batch_size=args.batch_size,
@@ -285,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'shuffled': the shuffled-positions control for topo.* benchmarks")
     s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
     s.add_argument("--memory-budget", help="memory for ridge target chunks, e.g. 4GB (default: from free RAM/GPU memory)")
+    s.add_argument("--reduction", choices=["none", "srp", "pca"],
+                   help="feature reduction before ridge in encoding benchmarks (default: the benchmark's)")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
     s.set_defaults(func=cmd_score)
