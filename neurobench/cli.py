@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, data
@@ -37,11 +38,12 @@ def _fmt(x, digits: int = 4) -> str:
 
 
 def _table(frame: pd.DataFrame, title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False)
+    """A rich table; text is escaped so names like 'model [untrained]' print as they are."""
+    table = Table(title=escape(title) if title else None, show_lines=False)
     for col in frame.columns:
-        table.add_column(str(col))
+        table.add_column(escape(str(col)), overflow="fold")
     for rec in frame.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in rec])
+        table.add_row(*[escape(_fmt(v)) for v in rec])
     return table
 
 
@@ -83,7 +85,7 @@ def cmd_list(args) -> int:
         rows = [{"metric": e.name, "description": e.description} for e in metrics]
     out.print(_table(pd.DataFrame(rows)) if rows else f"no {args.what} registered")
     for name, problem in plugin_errors.items():
-        err.print(f"[yellow]plugin {name!r} failed to load: {problem}[/yellow]")
+        err.print(f"[yellow]plugin {escape(repr(name))} failed to load: {escape(problem)}[/yellow]")
     return 0
 
 
@@ -91,7 +93,7 @@ def cmd_fetch(args) -> int:
     for name in args.names:
         if name in data.list_manifests():
             for path in data.fetch(name):
-                out.print(f"{name}: {path} (sha256 ok)")
+                out.print(escape(f"{name}: {path} (sha256 ok)"))
             continue
         try:
             entry = models.get(name)
@@ -101,7 +103,7 @@ def cmd_fetch(args) -> int:
         hub = entry.meta.get("weights")
         if hub is None:
             raise NeurobenchError(f"model {name!r} has no downloadable weights to fetch")
-        out.print(f"{name}: {hub.fetch()}")
+        out.print(escape(f"{name}: {hub.fetch()}"))
     return 0
 
 
@@ -110,6 +112,9 @@ def _selected_benchmarks(names: list[str] | None):
         return [(n, None) for n in names]
     chosen = []
     for entry in benchmarks:
+        if entry.meta.get("by_name_only"):
+            chosen.append((entry.name, "a ground-truth check of the scorer, not brain data: run it with --benchmark"))
+            continue
         ok, why = entry.factory().data_status()
         chosen.append((entry.name, None if ok else why))
     return chosen
@@ -144,7 +149,7 @@ def cmd_score(args) -> int:
     results, failures = [], 0
     for name, skip in _selected_benchmarks(args.benchmark):
         if skip:
-            err.print(f"skipped {name}: {skip}")
+            err.print(escape(f"skipped {name}: {skip}"))
             continue
         bench = load_benchmark(name)
         if args.memory_budget and hasattr(bench, "memory_budget"):
@@ -158,12 +163,12 @@ def cmd_score(args) -> int:
         except NeurobenchError as exc:
             if args.benchmark:
                 raise
-            err.print(f"[red]failed {name}: {exc}[/red]")
+            err.print(f"[red]failed {escape(name)}: {escape(str(exc))}[/red]")
             failures += 1
             continue
         store.add(result, run_id=run_id)
         results.append(result)
-        err.print(f"scored {name} in {time.perf_counter() - start:.1f}s")
+        err.print(escape(f"scored {name} in {time.perf_counter() - start:.1f}s"))
         if not args.quiet:
             cols = [c for c in ["layer", "raw", "ci_low", "ci_high", "ceiling", "normalized"] if c in result.layers]
             out.print(_table(result.layers[cols], title=f"{result.model_display} on {name} (all stimuli, per layer)"))
@@ -174,8 +179,8 @@ def cmd_score(args) -> int:
         out.print(_table(summary, title=f"{adapter.display_name}: held-out score of the selected layer"))
         for r in results:
             if r.ceiling is None and r.ceiling_note:
-                out.print(f"note: {r.benchmark}: {r.ceiling_note}")
-        out.print(f"stored in {store.path} (run {run_id})")
+                out.print(escape(f"note: {r.benchmark}: {r.ceiling_note}"))
+        out.print(escape(f"stored in {store.path} (run {run_id})"))
     elif not failures:
         err.print("nothing was scored: no benchmark has its data available (see `neurobench list benchmarks`)")
         return 1
@@ -187,9 +192,9 @@ def cmd_leaderboard(args) -> int:
     board = store.leaderboard()
     if args.export:
         store.export_csv(args.export)
-        err.print(f"wrote {len(board)} rows to {args.export}")
+        err.print(escape(f"wrote {len(board)} rows to {args.export}"))
     if board.empty:
-        out.print(f"no results in {store.path} yet: run `neurobench score --model ...`")
+        out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
         return 0
     shown = board.drop(columns=["weights_sha256", "run_id", "trained"]).copy()
     out.print(_table(shown, title=f"neurobench leaderboard ({store.path})"))
@@ -233,7 +238,7 @@ def cmd_topo(args) -> int:
 
         with open(summary, "a") as fh:
             fh.write(f"\n## Lesions: {args.lesion_benchmark}\n\n" + "\n".join(markdown_table(lesions.to_dict("records"))))
-    out.print(f"figures and summary: {summary}")
+    out.print(escape(f"figures and summary: {summary}"))
     return 0
 
 
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         _load_plugins(args.plugin)
         return args.func(args)
     except NeurobenchError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -90,7 +90,10 @@ def test_cli_end_to_end_untrained_toporesnet18(tmp_path, capsys):
     assert "kriegeskorte2008.hit-rsa" in shown and "[untrained]" in shown
     assert main(["leaderboard", "--store", str(store), "--export", str(tmp_path / "lb.csv")]) == 0
     board = nb.ResultStore(store).leaderboard()
-    assert set(board["benchmark"]) == {"kriegeskorte2008.hit-rsa", "kriegeskorte2008.mit-rsa"}
+    assert set(board["benchmark"]) == {"kriegeskorte2008.hit-rsa", "kriegeskorte2008.mit-rsa",
+                                       "kriegeskorte2008.hit-trsa", "kriegeskorte2008.mit-trsa",
+                                       "topo.smoothness", "topo.face-selectivity-clusters", "topo.effective-dim"}
+    assert "skipped synthetic.fmri-encoding" in capsys.readouterr().err
     assert all(m.endswith("[untrained]") for m in board["model"])
 
 

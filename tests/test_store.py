@@ -74,3 +74,12 @@ def test_two_processes_writing_at_once_lose_no_rows(tmp_path):
     rows = ResultStore(path).rows()
     assert len(rows) == 2 * 15 * 3
     assert rows.groupby("result_id").size().eq(3).all()
+
+
+def test_cli_leaderboard_prints_untrained_label(tmp_path, capsys):
+    from neurobench.cli import main
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.add(_result(model="m", trained=False))
+    assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite")]) == 0
+    assert "m [untrained]" in capsys.readouterr().out
