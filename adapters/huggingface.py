@@ -20,6 +20,7 @@ from neurobench.data import offline, sha256_of
 from neurobench.errors import CheckpointError
 from neurobench.registry import register_model
 from neurobench.text_adapter import TextAdapter
+from neurobench.weights import check_download, hub_lfs_sha256
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +56,16 @@ class HFModelWeights:
         if offline():
             raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
         try:
-            from huggingface_hub import HfApi, snapshot_download
+            from huggingface_hub import snapshot_download
 
-            info = HfApi().model_info(self.repo_id, revision=self.revision, files_metadata=True)
-            expected = next((s.lfs.sha256 for s in info.siblings if s.rfilename == WEIGHTS_FILE and s.lfs), None)
+            expected = hub_lfs_sha256(self.repo_id, WEIGHTS_FILE, self.revision)
             folder = Path(snapshot_download(self.repo_id, revision=self.revision, cache_dir=self.cache_dir,
                                             allow_patterns=["config.json", WEIGHTS_FILE, *TOKENIZER_FILES]))
+        except CheckpointError:
+            raise
         except Exception as exc:  # offline, DNS, HTTP errors: many types
             raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        if expected is None:
-            raise CheckpointError(f"{self.repo_id}: the hub lists no sha256 for {WEIGHTS_FILE}; refusing to use it")
-        actual = sha256_of(folder / WEIGHTS_FILE)
-        if actual != expected:
-            (folder / WEIGHTS_FILE).unlink(missing_ok=True)
-            raise CheckpointError(f"{self.repo_id}/{WEIGHTS_FILE}: sha256 expected {expected}, got {actual}; deleted")
+        check_download(folder / WEIGHTS_FILE, expected, f"{self.repo_id}/{WEIGHTS_FILE}")
         return folder
 
     def _unreachable(self, why: str) -> str:

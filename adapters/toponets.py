@@ -31,7 +31,13 @@ from neurobench.preprocess import imagenet_preprocess
 from neurobench.registry import register_model
 from neurobench.sheet import sheet_positions
 from neurobench.text_adapter import HookedTextAdapter
-from neurobench.weights import HubWeights, load_strict, read_state_dict
+from neurobench.weights import (
+    HubWeights,
+    check_download,
+    hub_lfs_sha256,
+    load_strict,
+    read_state_dict,
+)
 
 from .nanogpt import GPT, GPTConfig
 
@@ -221,22 +227,18 @@ class VerifiedHubWeights(HubWeights):
         if offline():
             raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set, and no verified copy is cached"))
         try:
-            from huggingface_hub import HfApi, hf_hub_download
+            from huggingface_hub import hf_hub_download
 
-            info = HfApi().model_info(self.repo_id, revision=self.revision, files_metadata=True)
-            expected = next((s.lfs.sha256 for s in info.siblings if s.rfilename == self.filename and s.lfs), None)
+            expected = hub_lfs_sha256(self.repo_id, self.filename, self.revision)
             if path is None:
                 path = Path(hf_hub_download(self.repo_id, self.filename, revision=self.revision,
                                             cache_dir=self.cache_dir))
+        except CheckpointError:
+            raise
         except Exception as exc:  # offline, DNS, HTTP errors: many types
             raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        if expected is None:
-            raise CheckpointError(f"{self.repo_id}/{self.filename}: the hub lists no LFS sha256; refusing to load "
-                                  "a file that needs pickle without one")
-        actual = sha256_of(path)
-        if actual != expected:
-            Path(path).unlink(missing_ok=True)
-            raise CheckpointError(f"{self.repo_id}/{self.filename}: sha256 expected {expected}, got {actual}; deleted")
+        check_download(Path(path), expected, f"{self.repo_id}/{self.filename}")
+        actual = expected
         marker.write_text(actual)
         return Path(path), actual
 

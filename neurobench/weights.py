@@ -18,6 +18,25 @@ from .errors import CheckpointError
 log = logging.getLogger(__name__)
 
 
+def hub_lfs_sha256(repo_id: str, filename: str, revision: str = "main") -> str:
+    """The sha256 the hub lists for a file (network call); files without one are refused."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    expected = next((s.lfs.sha256 for s in info.siblings if s.rfilename == filename and s.lfs), None)
+    if expected is None:
+        raise CheckpointError(f"{repo_id}: the hub lists no sha256 for {filename}; refusing to use it unverified")
+    return expected
+
+
+def check_download(path: Path, expected: str, label: str) -> None:
+    """Delete a downloaded file and raise unless its sha256 is `expected`."""
+    actual = sha256_of(path)
+    if actual != expected:
+        path.unlink(missing_ok=True)
+        raise CheckpointError(f"{label}: sha256 expected {expected}, got {actual}; deleted")
+
+
 @dataclass(frozen=True)
 class HubWeights:
     """A checkpoint file in a Hugging Face model repository."""
@@ -44,17 +63,15 @@ class HubWeights:
         if offline():
             raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
         try:
-            from huggingface_hub import HfApi, hf_hub_download
+            from huggingface_hub import hf_hub_download
 
-            info = HfApi().model_info(self.repo_id, revision=self.revision, files_metadata=True)
-            expected = next((s.lfs.sha256 for s in info.siblings if s.rfilename == self.filename and s.lfs), None)
+            expected = hub_lfs_sha256(self.repo_id, self.filename, self.revision)
             path = Path(hf_hub_download(self.repo_id, self.filename, revision=self.revision, cache_dir=self.cache_dir))
+        except CheckpointError:
+            raise
         except Exception as exc:  # offline, DNS, HTTP errors: many types
             raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        actual = sha256_of(path)
-        if expected is not None and actual != expected:
-            path.unlink(missing_ok=True)
-            raise CheckpointError(f"{self.repo_id}/{self.filename}: sha256 expected {expected}, got {actual}; deleted")
+        check_download(path, expected, f"{self.repo_id}/{self.filename}")
         return path
 
     def _unreachable(self, why: str) -> str:

@@ -266,3 +266,18 @@ def test_registered_ids_and_meta():
         assert meta["family"] == "toponets" and meta["source"].startswith("hf:murtylab/")
         assert meta["weights"].cached_path() is None
     assert nb.registry.models.get("toponanogpt").meta["tau"] == toponets.NANOGPT.default_tau == 50.0
+
+
+def test_plain_hub_weights_are_checked_too(tmp_path, monkeypatch, fresh_home):
+    from neurobench.weights import HubWeights
+
+    blob = b"state dict bytes"
+    fake = FakeHub(blob, hashlib.sha256(blob).hexdigest(), tmp_path)
+    _patch_hub(monkeypatch, fake)
+    assert HubWeights("murtylab/topo-vit-b-32-imagenet", "tau_10.0.pt").fetch().read_bytes() == blob
+    _patch_hub(monkeypatch, FakeHub(blob, "0" * 64, tmp_path))
+    with pytest.raises(CheckpointError, match="sha256 expected 0+"):
+        HubWeights("murtylab/topo-vit-b-32-imagenet", "tau_10.0.pt", revision="other").fetch()
+    _patch_hub(monkeypatch, FakeHub(blob, None, tmp_path))
+    with pytest.raises(CheckpointError, match="no sha256"):
+        HubWeights("murtylab/topo-vit-b-32-imagenet", "tau_10.0.pt", revision="third").fetch()
