@@ -84,7 +84,6 @@ def run_hooked(
     layer_modules: dict[str, torch.nn.Module],
     batches: Iterable[torch.Tensor],
     device: torch.device,
-    forward: Callable[[torch.nn.Module, torch.Tensor], object] | None = None,
     transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     n_total: int | None = None,
     max_bytes: int | None = None,
@@ -124,7 +123,7 @@ def run_hooked(
         with torch.inference_mode():
             for batch in batches:
                 batch = batch.to(device) if isinstance(batch, torch.Tensor) else batch
-                (forward or (lambda m, b: m(b)))(module, batch)
+                module(batch)
                 if n_total is not None:
                     offset["rows"] += _batch_len(batch)
                     _check_budget(filled, max_bytes)
