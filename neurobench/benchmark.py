@@ -13,7 +13,7 @@ import torch
 
 from . import __version__
 from .adapter import Adapter
-from .data import availability, load_manifest
+from .data import availability, recorded_digest, select_files
 from .devices import resolve_device
 from .result import ScoreResult
 from .stimuli import StimulusSet
@@ -30,20 +30,34 @@ class Benchmark:
     datasets: tuple[str, ...] = ()
     metric: str = ""
 
+    data_files: tuple[tuple[str, str], ...] | None = None  # (dataset, file) pairs needed; None: all files
+
+    def required_files(self) -> dict[str, list[str] | None]:
+        """Per dataset, the manifest files this benchmark reads (None: all of them)."""
+        if self.data_files is None:
+            return {ds: None for ds in self.datasets}
+        out: dict[str, list[str] | None] = {}
+        for ds, name in self.data_files:
+            out.setdefault(ds, []).append(name)
+        return out
+
     def data_status(self) -> tuple[bool, str]:
         """(available locally?, reason if not) without downloading anything."""
         missing = []
-        for ds in self.datasets:
-            missing += [f"{ds}/{name}" for name, ok in availability(ds).items() if not ok]
+        for ds, names in self.required_files().items():
+            missing += [f"{ds}/{name}" for name, ok in availability(ds, names).items() if not ok]
         if missing:
-            return False, f"data not available locally: {', '.join(missing)} (run `neurobench fetch {self.datasets[0]}` or set NEUROBENCH_MIRROR)"
+            shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+            return False, (f"data not available locally: {shown} (run `neurobench fetch {self.identifier}` "
+                           "or set NEUROBENCH_MIRROR)")
         return True, ""
 
     def download_size(self) -> int:
-        return sum(load_manifest(ds).total_size for ds in self.datasets)
+        return sum(spec.size or 0 for ds, names in self.required_files().items() for spec in select_files(ds, names=names))
 
     def data_hashes(self) -> dict[str, str]:
-        return {f"{ds}/{f.name}": f.sha256 for ds in self.datasets for f in load_manifest(ds).files}
+        return {f"{ds}/{spec.name}": spec.checksum if spec.digest else f"tofu:sha256:{recorded_digest(ds, spec.name)}"
+                for ds, names in self.required_files().items() for spec in select_files(ds, names=names)}
 
     _load_stimuli = None  # subclasses may set a loader instead of overriding `stimuli`
     _stimuli: StimulusSet | None = None

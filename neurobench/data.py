@@ -8,10 +8,15 @@ pooch. Every file's sha256 is checked before its first use; a corrupt copy is ne
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
+import shutil
+import tarfile
+import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
@@ -24,17 +29,36 @@ from .progress import progress_enabled
 log = logging.getLogger(__name__)
 
 
+HASH_ALGORITHMS = ("sha256", "sha1", "md5")
+
+
 @dataclass(frozen=True)
 class FileSpec:
+    """One manifest file. `digest` is the publisher's checksum in `algorithm`; None with `tofu`
+    (trust on first use: no published checksum, so the sha256 of the first verified copy is
+    recorded and every later use must match it)."""
+
     name: str
     url: str
-    sha256: str
+    digest: str | None
     size: int | None = None
+    algorithm: str = "sha256"
+    group: str = ""
+    tofu: bool = False
+
+    @property
+    def sha256(self) -> str | None:
+        return self.digest if self.algorithm == "sha256" else None
+
+    @property
+    def checksum(self) -> str:
+        """'algorithm:digest', or 'tofu' when no checksum is published."""
+        return f"{self.algorithm}:{self.digest}" if self.digest else "tofu"
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """One dataset: its files (url, sha256, size), license, citation and description."""
+    """One dataset: its files (url, checksum, size, group), license, citation and description."""
 
     name: str
     title: str
@@ -42,12 +66,25 @@ class Manifest:
     license: str
     citation: tuple[str, ...]
     files: tuple[FileSpec, ...] = field(default_factory=tuple)
+    source: str = ""
 
     def file(self, name: str) -> FileSpec:
         for spec in self.files:
             if spec.name == name:
                 return spec
-        raise NeurobenchError(f"dataset {self.name!r} has no file {name!r}; it has {[f.name for f in self.files]}")
+        import difflib
+
+        close = difflib.get_close_matches(name, [f.name for f in self.files], n=3)
+        hint = f"; did you mean {close}?" if close else f"; it has {len(self.files)} files, e.g. {[f.name for f in self.files[:5]]}"
+        raise NeurobenchError(f"dataset {self.name!r} has no file {name!r}{hint}")
+
+    def group(self, group: str) -> tuple[FileSpec, ...]:
+        """The files of one group (e.g. a subject); raises naming the groups that exist."""
+        found = tuple(f for f in self.files if f.group == group)
+        if not found:
+            groups = sorted({f.group for f in self.files if f.group})
+            raise NeurobenchError(f"dataset {self.name!r} has no file group {group!r}; groups: {groups}")
+        return found
 
     @property
     def total_size(self) -> int:
@@ -58,13 +95,57 @@ def _manifest_dir():
     return resources.files("neurobench.data_manifests")
 
 
+def override_dirs() -> list[Path]:
+    """NEUROBENCH_MANIFESTS: folders of <dataset>.toml that take precedence over the built-in ones
+    (a re-processed or local release, or a miniature for tests)."""
+    raw = os.environ.get("NEUROBENCH_MANIFESTS", "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def _manifest_file(name: str):
+    for folder in override_dirs():
+        if (folder / f"{name}.toml").is_file():
+            return folder / f"{name}.toml"
+    path = _manifest_dir() / f"{name}.toml"
+    return path if path.is_file() else None
+
+
 def list_manifests() -> list[str]:
-    return sorted(p.name[:-5] for p in _manifest_dir().iterdir() if p.name.endswith(".toml"))
+    names = {p.name[:-5] for p in _manifest_dir().iterdir() if p.name.endswith(".toml")}
+    for folder in override_dirs():
+        if folder.is_dir():
+            names |= {p.stem for p in folder.glob("*.toml")}
+    return sorted(names)
+
+
+def _expanded(entry: dict) -> list[dict]:
+    """A [[files]] entry with `expand = {key = [values]}`: one entry per combination of values,
+    with `{key}` replaced in name, url and group."""
+    expand = entry.get("expand")
+    if not expand:
+        return [entry]
+    keys = list(expand)
+    out = []
+    for combo in itertools.product(*(expand[k] for k in keys)):
+        values = {k: str(v) for k, v in zip(keys, combo)}
+        out.append({k: (v.format(**values) if isinstance(v, str) else v) for k, v in entry.items() if k != "expand"})
+    return out
+
+
+def _file_spec(dataset: str, entry: dict) -> FileSpec:
+    present = [a for a in HASH_ALGORITHMS if a in entry]
+    tofu = bool(entry.get("tofu", False))
+    where = f"manifest {dataset!r}, file {entry.get('name')!r}"
+    if len(present) > 1 or (present and tofu) or (not present and not tofu):
+        raise NeurobenchError(f"{where}: give exactly one of {', '.join(HASH_ALGORITHMS)} or `tofu = true`")
+    alg = present[0] if present else "sha256"
+    digest = entry[alg].lower() if present else None
+    return FileSpec(entry["name"], entry["url"], digest, entry.get("size"), alg, entry.get("group", ""), tofu)
 
 
 def load_manifest(name: str) -> Manifest:
-    path = _manifest_dir() / f"{name}.toml"
-    if not path.is_file():
+    path = _manifest_file(name)
+    if path is None:
         import difflib
 
         from .errors import UnknownNameError
@@ -72,18 +153,22 @@ def load_manifest(name: str) -> Manifest:
         known = list_manifests()
         raise UnknownNameError("dataset", name, known, difflib.get_close_matches(name, known, n=3))
     raw = tomllib.loads(path.read_text())
-    files = tuple(FileSpec(f["name"], f["url"], f["sha256"].lower(), f.get("size")) for f in raw.get("files", []))
+    files = tuple(_file_spec(name, e) for entry in raw.get("files", []) for e in _expanded(entry))
     cit = raw.get("citation", ())
     return Manifest(raw["name"], raw.get("title", ""), raw.get("description", ""), raw.get("license", ""),
-                    tuple([cit] if isinstance(cit, str) else cit), files)
+                    tuple([cit] if isinstance(cit, str) else cit), files, str(path))
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def digest_of(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    return digest_of(path, "sha256")
 
 
 def _marker(path: Path) -> Path:
@@ -91,29 +176,67 @@ def _marker(path: Path) -> Path:
     return paths.subdir("data") / ".verified" / f"{key}.json"
 
 
-def verify(path: Path, spec: FileSpec) -> None:
-    """Raise ChecksumMismatchError unless `path` has the manifest's sha256 (memoised per file state)."""
+def _tofu_record(dataset: str) -> Path:
+    return paths.subdir("data") / ".tofu" / f"{dataset}.json"
+
+
+def recorded_digest(dataset: str, name: str) -> str | None:
+    """The sha256 recorded at the first verified use of a trust-on-first-use file, if any."""
+    try:
+        return json.loads(_tofu_record(dataset).read_text()).get(name, {}).get("sha256")
+    except (OSError, ValueError):
+        return None
+
+
+def _record_tofu(dataset: str, name: str, digest: str, source: Path) -> None:
+    record = _tofu_record(dataset)
+    try:
+        entries = json.loads(record.read_text())
+    except (OSError, ValueError):
+        entries = {}
+    entries[name] = {"sha256": digest, "first_seen": str(source),
+                     "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    _write_json(record, entries)
+    log.warning("trust on first use: %s/%s has no published checksum; recorded sha256 %s from %s in %s",
+                dataset, name, digest, source, record)
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def verify(path: Path, spec: FileSpec, dataset: str = "") -> None:
+    """Raise ChecksumMismatchError unless `path` matches the manifest's checksum (memoised per
+    file state). A trust-on-first-use file must match the sha256 recorded at its first use."""
     st = path.stat()
-    state = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": spec.sha256}
+    expected_alg, expected = spec.algorithm, spec.digest
+    if spec.tofu:
+        expected_alg, expected = "sha256", recorded_digest(dataset, spec.name)
+    state = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+             "checksum": f"{expected_alg}:{expected}"}
     marker = _marker(path)
     try:
-        if json.loads(marker.read_text()) == state:
+        if expected is not None and json.loads(marker.read_text()) == state:
             return
     except (OSError, ValueError):
         pass
     if spec.size is not None and st.st_size != spec.size:
-        actual = sha256_of(path)
         raise ChecksumMismatchError(
             f"{path}: size {st.st_size} bytes, expected {spec.size} (truncated or another release?); "
-            f"sha256 expected {spec.sha256}, actual {actual}"
+            f"{expected_alg} expected {expected}, actual {digest_of(path, expected_alg)}"
         )
-    actual = sha256_of(path)
-    if actual != spec.sha256:
-        raise ChecksumMismatchError(f"{path}: sha256 expected {spec.sha256}, actual {actual}")
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, marker)
+    actual = digest_of(path, expected_alg)
+    if expected is None:  # first use of a file without a published checksum
+        _record_tofu(dataset, spec.name, actual, path)
+        state["checksum"] = f"sha256:{actual}"
+    elif actual != expected:
+        tofu = (" (recorded at first use: no published checksum; if the publisher changed the file, delete "
+                f"{_tofu_record(dataset)} to trust the new one)") if spec.tofu else ""
+        raise ChecksumMismatchError(f"{path}: {expected_alg} expected {expected}{tofu}, actual {actual}")
+    _write_json(marker, state)
 
 
 def cache_path(dataset: str, filename: str) -> Path:
@@ -138,7 +261,7 @@ def resolve(dataset: str, filename: str, download: bool = True) -> Path:
     bad: list[str] = []
     for candidate in local_candidates(dataset, filename):
         try:
-            verify(candidate, spec)
+            verify(candidate, spec, dataset)
             return candidate
         except ChecksumMismatchError as exc:
             log.warning("not using corrupt copy: %s", exc)
@@ -168,7 +291,7 @@ def _missing_message(dataset: str, spec: FileSpec, reason: str | None) -> str:
         f"not in any mirror (NEUROBENCH_MIRROR: {mirrors}), and {why}. Provide it by one of: "
         f"`neurobench fetch {dataset}` with network access; downloading {spec.url} yourself into "
         f"{cache_path(dataset, spec.name).parent}; or setting NEUROBENCH_MIRROR to a folder holding "
-        f"{dataset}/{spec.name} (sha256 {spec.sha256})."
+        f"{dataset}/{spec.name} ({spec.checksum})."
     )
 
 
@@ -179,33 +302,83 @@ def _download(dataset: str, spec: FileSpec) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         path = pooch.retrieve(
-            spec.url, known_hash=f"sha256:{spec.sha256}", fname=spec.name, path=target.parent,
+            spec.url, known_hash=None if spec.tofu else spec.checksum, fname=target.name, path=target.parent,
             progressbar=progress_enabled(),
         )
     except ValueError as exc:  # pooch's hash mismatch; it deletes the download itself
         raise ChecksumMismatchError(f"downloaded {spec.url}: {exc}") from exc
     except Exception as exc:  # network errors come in many types (requests, urllib3, OSError)
         raise DataUnavailableError(_missing_message(dataset, spec, reason=f"{type(exc).__name__}: {exc}")) from exc
-    verify(Path(path), spec)
+    verify(Path(path), spec, dataset)
     return Path(path)
 
 
-def fetch(dataset: str) -> list[Path]:
-    """Make every file of a dataset available locally (verified), downloading what is missing."""
-    return [resolve(dataset, spec.name) for spec in load_manifest(dataset).files]
+def select_files(dataset: str, group: str | None = None, names=None) -> tuple[FileSpec, ...]:
+    """A dataset's files, or one group's (e.g. a subject), or the named ones."""
+    manifest = load_manifest(dataset)
+    if names is not None:
+        return tuple(manifest.file(n) for n in names)
+    return manifest.group(group) if group else manifest.files
 
 
-def availability(dataset: str) -> dict[str, bool]:
+def fetch(dataset: str, group: str | None = None, names=None) -> list[Path]:
+    """Make a dataset's files (or one group's, or the named ones) available locally, verified,
+    downloading what is missing."""
+    return [resolve(dataset, spec.name) for spec in select_files(dataset, group, names)]
+
+
+def availability(dataset: str, names=None) -> dict[str, bool]:
     """Per file: is an intact copy already local (cache or mirror)? Nothing is downloaded."""
     out = {}
-    for spec in load_manifest(dataset).files:
+    for spec in select_files(dataset, names=names):
         ok = False
         for candidate in local_candidates(dataset, spec.name):
             try:
-                verify(candidate, spec)
+                verify(candidate, spec, dataset)
                 ok = True
                 break
             except ChecksumMismatchError:
                 continue
         out[spec.name] = ok
     return out
+
+
+def unpack(dataset: str, filename: str) -> Path:
+    """A folder with the contents of a verified zip or tar archive, extracted once into the cache.
+
+    Extraction goes to a temporary folder renamed into place, so an interrupted run never leaves
+    a half-extracted folder that looks complete; members that would land outside it are refused.
+    """
+    archive = resolve(dataset, filename)
+    target = cache_path(dataset, filename + ".contents")
+    stamp = target / ".neurobench-unpacked"
+    digest = load_manifest(dataset).file(filename).digest or recorded_digest(dataset, filename)
+    if stamp.is_file() and stamp.read_text() == str(digest):
+        return target
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _extract(archive, tmp)
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise NeurobenchError(f"cannot unpack {archive} ({exc}); is it the archive the manifest describes?") from exc
+    (tmp / stamp.name).write_text(str(digest))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                out = (dest / member).resolve()
+                if not out.is_relative_to(dest.resolve()):
+                    raise NeurobenchError(f"{archive}: member {member!r} would be written outside {dest}")
+            zf.extractall(dest)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            tf.extractall(dest, filter="data")  # refuses absolute paths, '..', links out, devices
+    else:
+        raise NeurobenchError(f"{archive} is neither a zip nor a tar archive")

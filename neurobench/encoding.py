@@ -26,6 +26,7 @@ from .devices import resolve_device
 from .errors import AlignmentError, InvalidInputError
 from .metrics.ceiling import normalize_scores, split_half_reliability
 from .metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
+from .metrics.splits import Splits, kfold_splits
 from .result import ScoreResult
 
 log = logging.getLogger(__name__)
@@ -83,30 +84,35 @@ def _weighted_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.T
 
 
 def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
-                     weights: np.ndarray, device, chunk_bytes: int = 256 * 2**20):
+                     weights: np.ndarray, device, chunk_bytes: int = 256 * 2**20, fixed_ceiling=None):
     """Per-target held-out r (fold-centred) and split-half reliability, for each weighting.
 
     Row 0 of `weights` is the plain sample; the other rows are bootstrap resamples of stimuli,
     expressed as multinomial weights, so every resample costs a few matrix products (chunked
-    over targets) and the same resamples serve every layer.
+    over targets) and the same resamples serve every layer. A `fixed_ceiling` (given by the
+    dataset) is the same in every resample; otherwise the split-half reliability is resampled.
     """
     _n, _, t = data.shape
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     w = torch.as_tensor(weights, dtype=torch.float64, device=dev)
     folds = [torch.as_tensor(f, device=dev) for f in test_folds]
-    y = torch.as_tensor(data.mean(1), dtype=torch.float64, device=dev)
+    with np.errstate(all="ignore"):
+        y = torch.as_tensor(np.nanmean(data, axis=1), dtype=torch.float64, device=dev)
     p = torch.as_tensor(pred, dtype=torch.float64, device=dev)
     chunk = max(1, chunk_bytes // (8 * w.shape[0] * 6))
     r_all = torch.empty(w.shape[0], t, dtype=torch.float64, device=dev)
     rel_all = torch.empty_like(r_all)
     for s0 in range(0, t, chunk):
         sl = slice(s0, s0 + chunk)
-        block = torch.as_tensor(data[:, :, sl], dtype=torch.float64, device=dev)
-        rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=dev)
-        for a_idx, b_idx in halves:
-            r_half = _weighted_corr(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
-            rel += 2 * r_half / (1 + r_half)
-        rel_all[:, sl] = rel / len(halves)
+        if fixed_ceiling is not None:
+            rel_all[:, sl] = torch.as_tensor(np.asarray(fixed_ceiling)[sl], dtype=torch.float64, device=dev)
+        else:
+            block = torch.as_tensor(data[:, :, sl], dtype=torch.float64, device=dev)
+            rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=dev)
+            for a_idx, b_idx in halves:
+                r_half = _weighted_corr(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
+                rel += 2 * r_half / (1 + r_half)
+            rel_all[:, sl] = rel / len(halves)
         r_all[:, sl] = _fold_centred_corr(w, p[:, sl], y[:, sl], folds)
     return r_all.cpu().numpy(), rel_all.cpu().numpy()
 
@@ -120,6 +126,23 @@ def _medians(r: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmedian(raw, axis=1), np.nanmedian(norm, axis=1)
 
 
+def _external_ceiling(ceiling, n_targets: int, note: str | None):
+    """A per-target ceiling in r^2 units given by the dataset (e.g. NSD's ncsnr-based NC)."""
+    values = np.asarray(ceiling, dtype=np.float64).reshape(-1)
+    if values.size != n_targets:
+        raise InvalidInputError(f"{values.size} ceiling values for {n_targets} targets; give one per target")
+    usable = np.isfinite(values) & (values > 0)
+    median = float(np.median(values[usable])) if usable.any() else float("nan")
+    record = {"kind": "given", "median": median, "n_unusable": int((~usable).sum()), "note": note or ""}
+    return values, median, int((~usable).sum()), record
+
+
+def _split_halves(reps: int, n_splits: int, seed: int):
+    rng = np.random.default_rng(seed)
+    return [(np.sort(pm[: reps // 2]), np.sort(pm[reps // 2:]))
+            for pm in (rng.permutation(reps) for _ in range(n_splits))]
+
+
 def score_encoding(
     activations: Mapping[str, Any],
     responses: Any,
@@ -127,7 +150,7 @@ def score_encoding(
     response_ids: Sequence,
     *,
     benchmark: str = "",
-    splits: int = 5,
+    splits: int | Splits = 5,
     inner_cv: int = 5,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     n_ceiling_splits: int = 10,
@@ -137,50 +160,69 @@ def score_encoding(
     dtype: str = "float32",
     memory_budget: int | None = None,
     reduction: str | None = None,
+    ceiling: Any = None,
+    ceiling_note: str | None = None,
 ) -> ScoreResult:
     """Score layers against `responses` (presentations x repetitions x targets).
 
     Rows of every activation matrix must follow `activation_ids`; presentations of
     `responses` follow `response_ids`; both must be identical lists (AlignmentError otherwise).
+
+    `splits`: an int (seeded k-fold grouped by stimulus) or a `Splits` (e.g. a dataset's fixed
+    train/test split); held-out r, the ceiling and the bootstrap use the test rows only.
+    `responses` may hold NaN for repetitions a presentation lacks (the response is the mean of
+    those it has). `ceiling`: a per-target ceiling in r^2 units given by the dataset; it replaces
+    the split-half reliability (then a single repetition is enough).
     """
     check_aligned(activation_ids, response_ids)
     from .metrics.ceiling import as_repeated_array
 
-    data, _ = as_repeated_array(responses)
+    data, _ = as_repeated_array(responses, min_repetitions=1 if ceiling is not None else 2, allow_missing=True)
     if data.shape[0] != len(response_ids):
         raise InvalidInputError(f"{data.shape[0]} presentations but {len(response_ids)} ids")
-    ceiling = split_half_reliability(data, n_splits=n_ceiling_splits, seed=seed)
-    Y = data.mean(1)
-    results = ridge_cv_multi(dict(activations), Y, splits, alphas, inner_cv=inner_cv,
-                             groups=np.asarray([str(i) for i in response_ids]), seed=seed,
+    groups = np.asarray([str(i) for i in response_ids])
+    outer = splits if isinstance(splits, Splits) else kfold_splits(len(groups), int(splits), groups=groups, seed=seed)
+    test_rows = np.unique(np.concatenate([np.asarray(te) for _tr, te in outer.folds]))
+    test_folds = [np.searchsorted(test_rows, np.asarray(te)) for _tr, te in outer.folds]
+    test_data = data[test_rows]
+    with np.errstate(all="ignore"):
+        Y = np.nanmean(data, axis=1)
+    n_test, reps, n_targets = test_data.shape
+    if ceiling is not None:
+        rel0, ceiling_median, n_unusable, ceiling_record = _external_ceiling(ceiling, n_targets, ceiling_note)
+        halves = None
+    else:
+        if np.isnan(test_data).any():
+            raise InvalidInputError("test presentations lack some repetitions (NaN): a split-half ceiling needs "
+                                    "complete repetitions on the test stimuli; give the dataset's ceiling instead")
+        est = split_half_reliability(test_data, n_splits=n_ceiling_splits, seed=seed)
+        rel0, ceiling_median, n_unusable, ceiling_record = est.reliability, est.median, est.n_unusable, est.to_record()
+        halves = _split_halves(reps, n_ceiling_splits, seed)  # the same halves as the point estimate
+    results = ridge_cv_multi(dict(activations), Y, outer, alphas, inner_cv=inner_cv, groups=groups, seed=seed,
                              device=device, dtype=dtype, memory_budget=memory_budget,
                              reduction=reduction, return_predictions=True)
-    # the same split-halves as the point estimate of the ceiling (same seed)
-    rng = np.random.default_rng(seed)
-    reps = data.shape[1]
-    halves = [(np.sort(pm[: reps // 2]), np.sort(pm[reps // 2:]))
-              for pm in (rng.permutation(reps) for _ in range(n_ceiling_splits))]
     boot_device = resolve_device(device)
-    n = data.shape[0]
-    weights = np.vstack([np.full((1, n), 1.0 / n),
-                         np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap) / n])
-    rows, norm, pooled = [], {}, {}
+    weights = np.vstack([np.full((1, n_test), 1.0 / n_test),
+                         np.random.default_rng(seed).multinomial(n_test, np.full(n_test, 1.0 / n_test),
+                                                                 size=n_bootstrap) / n_test])
+    rows, norm, pooled, boot = [], {}, {}, {}
     for name, res in results.items():
-        test_folds = [np.asarray(test) for _train, test in res.splits.folds]
-        r_w, rel_w = _held_out_scores(res.predictions, data, test_folds, halves, weights, boot_device)
+        r_w, rel_w = _held_out_scores(res.predictions[test_rows], test_data, test_folds, halves, weights,
+                                      boot_device, fixed_ceiling=rel0 if halves is None else None)
         r = r_w[0]
         pooled[name] = r
-        ns = normalize_scores(r, ceiling)
+        ns = normalize_scores(r, rel0)
         norm[name] = ns
         usable_r = r[ns.usable]
         raw = float(np.median(usable_r)) if usable_r.size else float("nan")
         lo = hi = nlo = nhi = float("nan")
         if n_bootstrap > 0:
             braw, bnorm = _medians(r_w[1:], rel_w[1:])
+            boot[name] = {"raw": braw, "normalized": bnorm}
             lo, hi = np.nanpercentile(braw, [2.5, 97.5])
             nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
         rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
-                     "ceiling": ceiling.median, "normalized": ns.score,
+                     "ceiling": ceiling_median, "normalized": ns.score,
                      "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
                      "cv_score": float(np.nanmedian(res.cv_scores)),
                      "n_used": int(ns.usable.sum()), "n_constant": res.n_constant})
@@ -188,22 +230,25 @@ def score_encoding(
     best = str(table.loc[table["cv_score"].idxmax(), "layer"])
     b = table[table["layer"] == best].iloc[0]
     ns = norm[best]
+    what = (ceiling_note or "ceiling given by the dataset") if halves is None else (
+        "split-half Spearman-Brown reliability per target")
     return ScoreResult(
         model="", weights_id="", trained=True, benchmark=benchmark, layers=table,
         best_layer=best, raw=float(b["raw"]), ci_low=float(b["ci_low"]),
-        ci_high=float(b["ci_high"]), ceiling=ceiling.median, normalized=float(b["normalized"]),
+        ci_high=float(b["ci_high"]), ceiling=ceiling_median, normalized=float(b["normalized"]),
         selection=("layer with the best inner-CV score (median over targets of minus the "
-                   "validation MSE, on training stimuli only); scores are held-out"),
-        ceiling_note=("split-half Spearman-Brown reliability per target; normalised = median "
-                      f"of sign(r) r^2 / reliability; {ceiling.n_unusable} targets with unusable "
+                   "validation MSE, on training stimuli only); scores are held-out"
+                   + (f" on the {n_test} test stimuli of the dataset's split" if outer.kind == "fixed" else "")),
+        ceiling_note=(f"{what}; normalised = median of sign(r) r^2 / ceiling; {n_unusable} targets with unusable "
                       "ceilings excluded and counted"),
         metric="ridge-encoding",
         per_target=pd.DataFrame({"r": pooled[best], "r_fold_mean": results[best].r, "normalized": ns.per_target,
-                                 "reliability": ceiling.reliability, "usable": ns.usable,
+                                 "reliability": rel0, "usable": ns.usable,
                                  "alpha": np.median(results[best].alphas, axis=0)}),
         provenance={"splits": results[best].splits.to_record() if len(Y) <= 5000 else
                     {"kind": results[best].splits.kind, "seed": results[best].splits.seed},
-                    "ridge": results[best].record, "ceiling": ceiling.to_record(),
+                    "ridge": results[best].record, "ceiling": ceiling_record,
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
-                    "n_bootstrap": n_bootstrap},
+                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
+        bootstrap=boot or None,
     )

@@ -38,6 +38,7 @@ class ScoreResult:
     metric: str = ""
     per_target: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    bootstrap: dict[str, dict[str, Any]] | None = None  # layer -> {"raw": (B,), "normalized": (B,)}; not stored
 
     @property
     def model_display(self) -> str:

@@ -40,3 +40,11 @@ def kriegeskorte_available() -> bool:
 needs_kriegeskorte = pytest.mark.skipif(
     not kriegeskorte_available(), reason="the kriegeskorte2008 mirror (../shared/data) is not present"
 )
+
+
+@pytest.fixture
+def miniature(tmp_path, monkeypatch):
+    """A per-test miniature mirror + manifest folder (see tests/miniature.py)."""
+    from .miniature import Miniature
+
+    return Miniature(tmp_path / "miniature", monkeypatch)

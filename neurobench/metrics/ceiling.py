@@ -47,11 +47,14 @@ def spearman_brown(r: torch.Tensor | np.ndarray, factor: float = 2.0):
     return factor * r / (1 + (factor - 1) * r)
 
 
-def as_repeated_array(data: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def as_repeated_array(data: Any, min_repetitions: int = 2,
+                      allow_missing: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """(presentations, repetitions, targets) array from an ndarray or an xarray DataArray.
 
     A DataArray must have a repetition dimension (one of `_REP_DIMS`); the presentation
     dimension is the one named in `_PRES_DIMS` (else the first other one), the last is targets.
+    With `allow_missing`, NaN marks a repetition a presentation lacks (ragged repeats); every
+    presentation still needs at least one.
     """
     meta: dict[str, Any] = {}
     if hasattr(data, "dims") and hasattr(data, "transpose"):
@@ -75,13 +78,16 @@ def as_repeated_array(data: Any) -> tuple[np.ndarray, dict[str, Any]]:
         )
     if not np.issubdtype(arr.dtype, np.number):
         raise InvalidInputError(f"repeated data must be numeric, got dtype {arr.dtype}")
-    if arr.shape[1] < 2:
+    if arr.shape[1] < min_repetitions:
         raise InvalidInputError(
             f"split-half reliability needs >= 2 repetitions per presentation, got {arr.shape[1]}"
+            + ("; with a single repetition give the ceiling explicitly" if min_repetitions > 1 else "")
         )
     if arr.shape[0] < 3:
         raise InvalidInputError(f"need >= 3 presentations to correlate halves, got {arr.shape[0]}")
     bad = ~np.isfinite(arr)
+    if allow_missing:
+        bad = np.isinf(arr) | np.isnan(arr).all(axis=1, keepdims=True).repeat(arr.shape[1], axis=1)
     if bad.any():
         i, j, k = (int(v[0]) for v in np.nonzero(bad))
         raise InvalidInputError(
