@@ -55,6 +55,21 @@ class Benchmark:
     def download_size(self) -> int:
         return sum(spec.size or 0 for ds, names in self.required_files().items() for spec in select_files(ds, names=names))
 
+    def data_report(self) -> dict[str, int]:
+        """Files needed, how many are local, and the bytes still to download (some sizes may be unknown)."""
+        report = {"files": 0, "local": 0, "missing_bytes": 0, "missing_unknown_size": 0}
+        for ds, names in self.required_files().items():
+            local = availability(ds, names)
+            for spec in select_files(ds, names=names):
+                report["files"] += 1
+                if local[spec.name]:
+                    report["local"] += 1
+                elif spec.size is None:
+                    report["missing_unknown_size"] += 1
+                else:
+                    report["missing_bytes"] += spec.size
+        return report
+
     def data_hashes(self) -> dict[str, str]:
         return {f"{ds}/{spec.name}": spec.checksum if spec.digest else f"tofu:sha256:{recorded_digest(ds, spec.name)}"
                 for ds, names in self.required_files().items() for spec in select_files(ds, names=names)}

@@ -76,11 +76,9 @@ def cmd_list(args) -> int:
     elif args.what == "benchmarks":
         rows = []
         for e in benchmarks:
-            bench = e.factory()
-            ok, why = bench.data_status()
-            size = bench.download_size()
-            rows.append({"benchmark": e.name, "data": "local" if ok else "missing",
-                         "download": f"{size / 1e6:.1f} MB" if size else "-", "description": e.description})
+            rep = e.factory().data_report()
+            rows.append({"benchmark": e.name, "data": _data_state(rep), "to download": _download_text(rep),
+                         "description": e.description})
     else:
         rows = [{"metric": e.name, "description": e.description} for e in metrics]
     out.print(_table(pd.DataFrame(rows)) if rows else f"no {args.what} registered")
@@ -89,17 +87,48 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _size_text(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _data_state(rep: dict[str, int]) -> str:
+    if not rep["files"] or rep["local"] == rep["files"]:
+        return "local"
+    return "missing" if rep["local"] == 0 else f"partial ({rep['local']}/{rep['files']} files)"
+
+
+def _download_text(rep: dict[str, int]) -> str:
+    parts = [_size_text(rep["missing_bytes"])] if rep["missing_bytes"] else []
+    if rep["missing_unknown_size"]:
+        parts.append(f"{rep['missing_unknown_size']} files of unlisted size")
+    return " + ".join(parts) or "-"
+
+
+def _fetch_files(dataset: str, names=None, group=None) -> None:
+    for spec in data.select_files(dataset, group, names):
+        path = data.resolve(dataset, spec.name)
+        how = spec.checksum.split(":")[0] + " ok" if spec.digest else "sha256 recorded on first use"
+        out.print(escape(f"{dataset}/{spec.name}: {path} ({how})"))
+
+
 def cmd_fetch(args) -> int:
     for name in args.names:
         if name in data.list_manifests():
-            for path in data.fetch(name):
-                out.print(escape(f"{name}: {path} (sha256 ok)"))
+            _fetch_files(name, group=args.group)
+            continue
+        if name in benchmarks.names():
+            for dataset, files in load_benchmark(name).required_files().items():
+                _fetch_files(dataset, names=files)
             continue
         try:
             entry = models.get(name)
         except UnknownNameError:
-            raise UnknownNameError("dataset or model", name, data.list_manifests() + models.names(),
-                                   __import__("difflib").get_close_matches(name, data.list_manifests() + models.names())) from None
+            known = data.list_manifests() + benchmarks.names() + models.names()
+            raise UnknownNameError("dataset, benchmark or model", name, known,
+                                   __import__("difflib").get_close_matches(name, known)) from None
         hub = entry.meta.get("weights")
         if hub is None:
             raise NeurobenchError(f"model {name!r} has no downloadable weights to fetch")
@@ -302,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=["models", "benchmarks", "metrics"])
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("fetch", help="pre-download datasets or model weights (sha256-checked)")
-    s.add_argument("names", nargs="+")
+    s = sub.add_parser("fetch", help="pre-download datasets, a benchmark's data, or model weights (checksummed; "
+                                     "an interrupted download resumes)")
+    s.add_argument("names", nargs="+", help="dataset, benchmark id or model name")
+    s.add_argument("--group", help="only this file group of a dataset (e.g. a subject: subj01)")
     s.set_defaults(func=cmd_fetch)
 
     s = sub.add_parser("leaderboard", help="best layer per model x benchmark from the results store")

@@ -360,9 +360,11 @@ def unpack(dataset: str, filename: str) -> Path:
     tmp.mkdir(parents=True)
     try:
         _extract(archive, tmp)
-    except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise NeurobenchError(f"cannot unpack {archive} ({exc}); is it the archive the manifest describes?") from exc
+        if isinstance(exc, (zipfile.BadZipFile, tarfile.TarError, OSError)):
+            raise NeurobenchError(f"cannot unpack {archive} ({exc}); is it the archive the manifest describes?") from exc
+        raise
     (tmp / stamp.name).write_text(str(digest))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
