@@ -1,12 +1,16 @@
 """Data manifests -> verified local files.
 
 Resolution order for each file: the user cache (`NEUROBENCH_HOME/data/<dataset>/`), then the
-local mirror directories (`NEUROBENCH_MIRROR`, used in place, read-only), then a download through
-pooch. Every file's sha256 is checked before its first use; a corrupt copy is never used.
+local mirror directories (`NEUROBENCH_MIRROR`, used in place, read-only), then a resumable download
+(`download.py`). Every file is checked before its first use against the checksum its publisher
+gives (sha256, sha1 or md5); a file without one is trusted on first use (its sha256 recorded, then
+enforced). A corrupt copy is never used. `NEUROBENCH_MANIFESTS` adds manifest folders that take
+precedence over the built-in ones.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -24,7 +28,6 @@ import tomllib
 
 from . import paths
 from .errors import ChecksumMismatchError, DataUnavailableError, NeurobenchError
-from .progress import progress_enabled
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +72,18 @@ class Manifest:
     source: str = ""
 
     def file(self, name: str) -> FileSpec:
-        for spec in self.files:
-            if spec.name == name:
-                return spec
+        spec = self._by_name.get(name)
+        if spec is not None:
+            return spec
         import difflib
 
         close = difflib.get_close_matches(name, [f.name for f in self.files], n=3)
         hint = f"; did you mean {close}?" if close else f"; it has {len(self.files)} files, e.g. {[f.name for f in self.files[:5]]}"
         raise NeurobenchError(f"dataset {self.name!r} has no file {name!r}{hint}")
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, FileSpec]:
+        return {f.name: f for f in self.files}
 
     def group(self, group: str) -> tuple[FileSpec, ...]:
         """The files of one group (e.g. a subject); raises naming the groups that exist."""
@@ -144,6 +151,7 @@ def _file_spec(dataset: str, entry: dict) -> FileSpec:
 
 
 def load_manifest(name: str) -> Manifest:
+    """The dataset's manifest (an override in NEUROBENCH_MANIFESTS first), parsed once per file version."""
     path = _manifest_file(name)
     if path is None:
         import difflib
@@ -152,11 +160,17 @@ def load_manifest(name: str) -> Manifest:
 
         known = list_manifests()
         raise UnknownNameError("dataset", name, known, difflib.get_close_matches(name, known, n=3))
-    raw = tomllib.loads(path.read_text())
+    text = path.read_text()
+    return _parse_manifest(name, text, str(path))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_manifest(name: str, text: str, source: str) -> Manifest:
+    raw = tomllib.loads(text)
     files = tuple(_file_spec(name, e) for entry in raw.get("files", []) for e in _expanded(entry))
     cit = raw.get("citation", ())
     return Manifest(raw["name"], raw.get("title", ""), raw.get("description", ""), raw.get("license", ""),
-                    tuple([cit] if isinstance(cit, str) else cit), files, str(path))
+                    tuple([cit] if isinstance(cit, str) else cit), files, source)
 
 
 def digest_of(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
@@ -215,11 +229,9 @@ def verify(path: Path, spec: FileSpec, dataset: str = "") -> None:
     expected_alg, expected = spec.algorithm, spec.digest
     if spec.tofu:
         expected_alg, expected = "sha256", recorded_digest(dataset, spec.name)
-    state = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-             "checksum": f"{expected_alg}:{expected}"}
-    marker = _marker(path)
+    state = _file_state(path, f"{expected_alg}:{expected}")
     try:
-        if expected is not None and json.loads(marker.read_text()) == state:
+        if expected is not None and json.loads(_marker(path).read_text()) == state:
             return
     except (OSError, ValueError):
         pass
@@ -236,7 +248,17 @@ def verify(path: Path, spec: FileSpec, dataset: str = "") -> None:
         tofu = (" (recorded at first use: no published checksum; if the publisher changed the file, delete "
                 f"{_tofu_record(dataset)} to trust the new one)") if spec.tofu else ""
         raise ChecksumMismatchError(f"{path}: {expected_alg} expected {expected}{tofu}, actual {actual}")
-    _write_json(marker, state)
+    _write_json(_marker(path), state)
+
+
+def _file_state(path: Path, checksum: str) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "checksum": checksum}
+
+
+def _mark_verified(path: Path, checksum: str) -> None:
+    """Remember that `path`, as it is now, has `checksum` (so its first use need not re-hash it)."""
+    _write_json(_marker(path), _file_state(path, checksum))
 
 
 def cache_path(dataset: str, filename: str) -> Path:
@@ -296,21 +318,20 @@ def _missing_message(dataset: str, spec: FileSpec, reason: str | None) -> str:
 
 
 def _download(dataset: str, spec: FileSpec) -> Path:
-    import pooch
+    """Resumable download into the cache, checked against the manifest (or recorded, for tofu)."""
+    from .download import download
 
     target = cache_path(dataset, spec.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        path = pooch.retrieve(
-            spec.url, known_hash=None if spec.tofu else spec.checksum, fname=target.name, path=target.parent,
-            progressbar=progress_enabled(),
-        )
-    except ValueError as exc:  # pooch's hash mismatch; it deletes the download itself
-        raise ChecksumMismatchError(f"downloaded {spec.url}: {exc}") from exc
-    except Exception as exc:  # network errors come in many types (requests, urllib3, OSError)
-        raise DataUnavailableError(_missing_message(dataset, spec, reason=f"{type(exc).__name__}: {exc}")) from exc
-    verify(Path(path), spec, dataset)
-    return Path(path)
+        digest = download(spec.url, target, algorithm=spec.algorithm if spec.digest else "sha256",
+                          expected=spec.digest, size=spec.size, description=f"{dataset}/{spec.name}")
+    except DataUnavailableError as exc:
+        raise DataUnavailableError(_missing_message(dataset, spec, reason=str(exc))) from exc
+    if spec.tofu:
+        _record_tofu(dataset, spec.name, digest, target)
+    _mark_verified(target, f"{spec.algorithm if spec.digest else 'sha256'}:{digest}")
+    return target
 
 
 def select_files(dataset: str, group: str | None = None, names=None) -> tuple[FileSpec, ...]:
