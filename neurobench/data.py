@@ -173,12 +173,10 @@ def _parse_manifest(name: str, text: str, source: str) -> Manifest:
                     tuple([cit] if isinstance(cit, str) else cit), files, source)
 
 
-def digest_of(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def digest_of(path: Path, algorithm: str = "sha256") -> str:
+    from .download import file_digest
+
+    return file_digest(path, algorithm)
 
 
 def sha256_of(path: Path) -> str:

@@ -136,5 +136,6 @@ def test_unreachable_host_gives_actionable_error(fresh_home, monkeypatch):
     _fake_manifest(monkeypatch, "http://127.0.0.1:9/blob.bin", b"x")
     monkeypatch.setenv("NEUROBENCH_OFFLINE", "0")
     monkeypatch.setenv("NEUROBENCH_MIRROR", "")
+    monkeypatch.setattr("neurobench.download._BACKOFF_S", 0.0)
     with pytest.raises(DataUnavailableError, match="could not download"):
         data.resolve("toyset", "blob.bin")
