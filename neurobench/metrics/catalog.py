@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..registry import register_metric
+from . import pls  # noqa: F401  (registers the 'pls' metric)
 from .cka import linear_cka
 from .rsa import compare_rdms
 from .trsa import compare_trsa
