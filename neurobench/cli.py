@@ -165,6 +165,19 @@ def _parse_bytes(text: str) -> int:
         raise NeurobenchError(f"--memory-budget {text!r}: give bytes or a size like 4GB or 512MB") from None
 
 
+_TIME_COLUMNS = ("peak_latency", "latency_ci_low", "latency_ci_high", "window_start", "window_end")
+
+
+def _layer_view(layers: pd.DataFrame) -> pd.DataFrame:
+    """The per-layer columns worth printing; times of time-resolved benchmarks in ms."""
+    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "n_subjects") if c in layers]
+    view = layers[cols].copy()
+    for col in _TIME_COLUMNS:
+        if col in layers:
+            view[f"{col} (ms)"] = [None if pd.isna(v) else int(round(1000 * float(v))) for v in layers[col]]
+    return view
+
+
 def _adapter(args):
     from .positions import with_positions
 
@@ -199,8 +212,8 @@ def cmd_score(args) -> int:
         results.append(result)
         err.print(escape(f"scored {name} in {time.perf_counter() - start:.1f}s"))
         if not args.quiet:
-            cols = [c for c in ["layer", "raw", "ci_low", "ci_high", "ceiling", "normalized"] if c in result.layers]
-            out.print(_table(result.layers[cols], title=f"{result.model_display} on {name} (all stimuli, per layer)"))
+            out.print(_table(_layer_view(result.layers),
+                             title=f"{result.model_display} on {name} (per layer; see the selection note)"))
     if results:
         summary = pd.DataFrame([{
             "benchmark": r.benchmark, "best layer": r.best_layer, "raw": r.raw, "ci_low": r.ci_low, "ci_high": r.ci_high,

@@ -49,6 +49,11 @@ class InvalidInputError(NeurobenchError, ValueError):
     """Numeric input the metrics cannot score (NaN, wrong shape, too few samples, ...)."""
 
 
+class DataFormatError(InvalidInputError):
+    """A data file does not have the layout of the release its manifest describes (another
+    release, a truncated export, a renamed variable): the message names what differs."""
+
+
 class MemoryBudgetError(NeurobenchError, MemoryError):
     """The memory budget is too small for even the smallest unit of work."""
 

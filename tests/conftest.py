@@ -10,6 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# numba's compiled kernels outlive the per-session NEUROBENCH_HOME (compiling them takes a minute)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))
 
 
 @pytest.fixture(autouse=True)
