@@ -236,3 +236,32 @@ def test_progress_bar_counts_bytes_across_a_resume(server, tmp_path, monkeypatch
     assert dl.download(server.url, tmp_path / "a.bin", algorithm="sha256", expected=SHA256, progress=True) == SHA256
     (task,) = bars[0].tasks
     assert task.completed == task.total == len(PAYLOAD) and task.description == "a.bin"
+
+
+def test_fetch_command_resumes_an_interrupted_download(server, tmp_path, monkeypatch, fresh_home, capsys):
+    """`neurobench fetch` end to end: the first run gives up mid-file and says so; the second resumes
+    with a Range request for the rest, and the file is verified and cached."""
+    from neurobench import cli, data
+
+    big = random.Random(8).randbytes(8 << 20)  # 1 MiB chunks: a drop loses at most the chunk in flight
+    server.files["/big.bin"] = big
+    url = server.url.replace("blob.bin", "big.bin")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "toyset.toml").write_text(
+        f'name = "toyset"\ntitle = "toy"\nlicense = "CC0"\n[[files]]\nname = "big.bin"\nurl = "{url}"\n'
+        f'sha256 = "{hashlib.sha256(big).hexdigest()}"\nsize = {len(big)}\n')
+    monkeypatch.setenv("NEUROBENCH_MANIFESTS", str(manifests))
+    monkeypatch.setenv("NEUROBENCH_MIRROR", "")
+    monkeypatch.setenv("NEUROBENCH_OFFLINE", "0")
+    server.drops, server.drop_after = 10, 3 << 19  # each attempt of the first run breaks off after 1.5 MiB
+    assert cli.main(["fetch", "toyset"]) == 2
+    assert "again" in capsys.readouterr().err  # the error says that running it again resumes
+    part = dl.part_path(data.cache_path("toyset", "big.bin"))
+    fetched = part.stat().st_size
+    assert 0 < fetched < len(big)
+    server.drops, server.log[:] = 0, []
+    assert cli.main(["fetch", "toyset"]) == 0
+    assert server.log[0]["range"] == f"bytes={fetched}-" and server.log[0]["sent"] == len(big) - fetched
+    assert data.cache_path("toyset", "big.bin").read_bytes() == big
+    assert "sha256 ok" in capsys.readouterr().out
