@@ -24,7 +24,7 @@ from .progress import set_progress
 from .registry import benchmarks, discover_plugins, metrics, models, plugin_errors
 from .store import ResultStore
 
-PERF_SUITES = ("ridge", "rsa", "extract", "pls")
+PERF_SUITES = ("ridge", "rsa", "extract", "pls", "nsdload")
 
 # Tables stay readable when piped: rich would otherwise wrap to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
