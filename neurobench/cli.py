@@ -189,9 +189,13 @@ def cmd_score(args) -> int:
     adapter = _adapter(args)
     run_id = uuid.uuid4().hex
     results, failures = [], 0
+    skipped: list[str] = []
     for name, skip in _selected_benchmarks(args.benchmark):
         if skip:
-            err.print(escape(f"skipped {name}: {skip}"))
+            if skip.startswith("data not available"):
+                skipped.append(name)
+            else:
+                err.print(escape(f"skipped {name}: {skip}"))
             continue
         bench = load_benchmark(name)
         if args.memory_budget and hasattr(bench, "memory_budget"):
@@ -214,6 +218,9 @@ def cmd_score(args) -> int:
         if not args.quiet:
             out.print(_table(_layer_view(result.layers),
                              title=f"{result.model_display} on {name} (per layer; see the selection note)"))
+    if skipped:
+        err.print(escape(f"skipped {len(skipped)} benchmarks whose data is not local: {', '.join(skipped)} "
+                         "(`neurobench list benchmarks` shows what each needs; `neurobench fetch <benchmark>` gets it)"))
     if results:
         summary = pd.DataFrame([{
             "benchmark": r.benchmark, "best layer": r.best_layer, "raw": r.raw, "ci_low": r.ci_low, "ci_high": r.ci_high,
