@@ -67,6 +67,15 @@ def download(
     part = part_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     show = progress_enabled() if progress is None else progress
+    with _exclusive(part):
+        if expected is not None and target.is_file() and file_digest(target, algorithm) == expected:
+            log.info("%s was completed by another process meanwhile", target)  # we waited for its lock
+            return expected
+        return _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size,
+                                timeout, retries)
+
+
+def _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, timeout, retries):
     resumed = _drop_oversized_part(part, size)
     with requests.Session() as session, _bar(show, description or target.name) as bar:
         fetch = _Fetch(session, url, part, algorithm, size, bar, chunk_size, timeout, retries)
@@ -78,6 +87,27 @@ def download(
                 raise
             log.warning("%s; the .part came from an earlier run, downloading %s again from scratch", exc, url)
         return _finish(url, part, target, algorithm, expected, size, fetch.run())
+
+
+@contextmanager
+def _exclusive(part: Path):
+    """Hold `<part>.lock` so that two processes never append to the same .part (POSIX flock;
+    elsewhere no lock). A second process waits, then finds the file complete."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(part.with_name(part.name + ".lock"), "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another process is downloading %s; waiting for it", part.name[: -len(".part")])
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def part_path(target: Path) -> Path:

@@ -82,7 +82,8 @@ def test_full_download_verifies_and_leaves_only_the_target(server, tmp_path):
     target = tmp_path / "sub" / "blob.bin"
     assert _get(server, target, size=len(PAYLOAD)) == SHA256
     assert target.read_bytes() == PAYLOAD
-    assert [p.name for p in target.parent.iterdir()] == ["blob.bin"]
+    left = sorted(p.name for p in target.parent.iterdir())
+    assert left == ["blob.bin", "blob.bin.part.lock"]  # the (empty) lock stays: deleting it would race
     assert server.log == [{"range": None, "status": 200, "sent": len(PAYLOAD)}]
 
 
@@ -265,3 +266,22 @@ def test_fetch_command_resumes_an_interrupted_download(server, tmp_path, monkeyp
     assert server.log[0]["range"] == f"bytes={fetched}-" and server.log[0]["sent"] == len(big) - fetched
     assert data.cache_path("toyset", "big.bin").read_bytes() == big
     assert "sha256 ok" in capsys.readouterr().out
+
+
+def test_a_second_process_waits_for_the_first_and_finds_the_file_done(server, tmp_path):
+    """The .part lock: while one download holds it, another waits, then returns without fetching."""
+    import fcntl
+
+    target = tmp_path / "a.bin"
+    lock = open(dl.part_path(target).with_name("a.bin.part.lock"), "a+b")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(_get(server, target)))
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive() and server.log == []  # waiting, not downloading
+    target.write_bytes(PAYLOAD)  # what the lock holder would have produced
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    worker.join(10)
+    assert done == [SHA256] and server.log == []
