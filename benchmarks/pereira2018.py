@@ -235,6 +235,17 @@ def align_subject(data: SubjectData, reference: Sequence[str], what: str) -> np.
     return np.asarray([index[k] for k in ref], dtype=np.int64)
 
 
+def passage_contexts(sentences, passages) -> list[str]:
+    """Per sentence, the sentences before it in its passage (file order), joined by spaces."""
+    seen: dict[int, list[str]] = {}
+    out = []
+    for sentence, passage in zip(sentences, passages):
+        before = seen.setdefault(int(passage), [])
+        out.append(" ".join(before))
+        before.append(str(sentence).strip())
+    return out
+
+
 class PereiraEncoding(Benchmark):
     """Per-subject ridge encoding of language-network voxels, passage-grouped folds, cross-subject ceiling."""
 
@@ -242,7 +253,10 @@ class PereiraEncoding(Benchmark):
                  atlases: Sequence[str] = LANGUAGE_ATLASES, splits: int = 5, inner_cv: int = 5,
                  alphas: Sequence[float] = DEFAULT_ALPHAS, ceiling_alphas: Sequence[float] = CEILING_ALPHAS,
                  n_bootstrap: int = 1000, dtype: str = "float32", memory_budget: int | None = None,
-                 reduction: str | None = None):
+                 reduction: str | None = None, context: str = "passage"):
+        if context not in ("passage", "none"):
+            raise InvalidInputError(f"context must be 'passage' or 'none', got {context!r}")
+        self.context = context
         if experiment not in EXPERIMENTS:
             raise NeurobenchError(f"unknown Pereira 2018 experiment {experiment!r}; known: {sorted(EXPERIMENTS)}")
         self.experiment = EXPERIMENTS[experiment]
@@ -308,13 +322,17 @@ class PereiraEncoding(Benchmark):
 
     # stimuli and responses --------------------------------------------------------------------
     def stimuli(self) -> StimulusSet:
-        """The sentences, each alone, in the first subject's file order, with passage labels."""
+        """The sentences in the first subject's file order, with passage labels. With
+        context="passage" (the default, as participants and Brain-Score's models read them) each
+        sentence is read after the sentences before it in its passage (the `context` label)."""
         if self._stimuli is None:
             ref = self.subject_data(self.subjects()[0])
             exp = self.experiment.name
             ids = [f"{exp}.s{k + 1:03d}" for k in range(len(ref.sentences))]
             labels = pd.DataFrame({"sentence": list(ref.sentences), "passage": ref.passages,
                                    "passage_name": list(ref.passage_names)}, index=ids)
+            if self.context == "passage":
+                labels["context"] = passage_contexts(ref.sentences, ref.passages)
             self._stimuli = StimulusSet(f"{DATASET}-{exp}", ids, texts=list(ref.sentences), labels=labels)
         return self._stimuli
 

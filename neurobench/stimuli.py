@@ -103,6 +103,9 @@ class StimulusSet:
                     h.update(img.tobytes())
                 else:
                     h.update(self.texts[i].encode())
+            if "context" in self.labels:  # text read in context is a different stimulus
+                for c in self.labels["context"]:
+                    h.update(b"\0ctx" + str(c).encode())
             self._hash = h.hexdigest()
         return self._hash
 

@@ -7,6 +7,10 @@ A text stimulus becomes one row per layer. Which tokens are pooled:
 How: pooling="mean" (average of those tokens) or "last" (the last of them; for a causal model
 this is the only token that has seen the whole text).
 
+A stimulus set whose labels have a `context` column (e.g. the preceding sentences of a passage)
+is read in context: the model sees context + " " + text, and only the text's tokens are pooled,
+as when participants read a sentence as part of its passage.
+
 Texts longer than the model's context raise StimulusError by default (a silently truncated text
 is a different stimulus); truncation="left" instead keeps the last tokens (plus leading special
 tokens) and logs a warning naming the stimuli it cut.
@@ -42,6 +46,13 @@ def word_prefixes(identifier: str, sentences: Sequence[str]) -> StimulusSet:
             ids.append(f"s{i}.w{j}")
             texts.append(" ".join(words[: j + 1]))
     return StimulusSet(identifier, ids, texts=texts)
+
+
+def stimulus_contexts(stimuli: StimulusSet) -> list[str]:
+    """Per stimulus, the text read before it (the `context` label), or "" when there is none."""
+    if "context" not in stimuli.labels:
+        return [""] * len(stimuli)
+    return ["" if not isinstance(c, str) else c.strip() for c in stimuli.labels["context"]]
 
 
 class TextAdapter(Adapter):
@@ -84,14 +95,23 @@ class TextAdapter(Adapter):
                 f"stimulus set {stimuli.identifier!r}: {len(empty)} empty or non-text stimuli (e.g. {empty[:3]}); "
                 "a language model needs at least one word per stimulus"
             )
-        enc = self.tokenizer(list(stimuli.texts), add_special_tokens=True, return_special_tokens_mask=True,
-                             return_offsets_mapping=self.level == "word", truncation=False)
+        contexts = stimulus_contexts(stimuli)
+        texts = [f"{c} {t}" if c else t for c, t in zip(contexts, stimuli.texts)]
+        starts = [len(c) + 1 if c else 0 for c in contexts]
+        need_offsets = self.level == "word" or any(starts)
+        enc = self.tokenizer(texts, add_special_tokens=True, return_special_tokens_mask=True,
+                             return_offsets_mapping=need_offsets, truncation=False)
+        if need_offsets and "offset_mapping" not in enc:
+            raise StimulusError(f"{self.identifier}: reading words or texts in context needs a tokenizer that "
+                                "returns character offsets (a Hugging Face 'fast' tokenizer)")
         out, cut = [], []
-        for i, (sid, text) in enumerate(zip(stimuli.ids, stimuli.texts)):
+        for i, (sid, text) in enumerate(zip(stimuli.ids, texts)):
             ids = list(enc["input_ids"][i])
             special = [bool(s) for s in enc["special_tokens_mask"][i]]
             if self.level == "word":
                 keep = self._last_word_mask(text, enc["offset_mapping"][i], special)
+            elif starts[i]:  # tokens that reach into the stimulus itself, not its context
+                keep = [not s and b > starts[i] for (_a, b), s in zip(enc["offset_mapping"][i], special)]
             else:
                 keep = [not s for s in special]
             if not any(keep):
