@@ -226,6 +226,8 @@ def verify(path: Path, spec: FileSpec, dataset: str = "") -> None:
     st = path.stat()
     expected_alg, expected = spec.algorithm, spec.digest
     if spec.tofu:
+        if not dataset:
+            raise NeurobenchError(f"verifying {spec.name} (trust on first use) needs its dataset name")
         expected_alg, expected = "sha256", recorded_digest(dataset, spec.name)
     state = _file_state(path, f"{expected_alg}:{expected}")
     try:
