@@ -162,6 +162,7 @@ def score_encoding(
     reduction: str | None = None,
     ceiling: Any = None,
     ceiling_note: str | None = None,
+    test_repetitions: Any = None,
 ) -> ScoreResult:
     """Score layers against `responses` (presentations x repetitions x targets).
 
@@ -173,11 +174,17 @@ def score_encoding(
     `responses` may hold NaN for repetitions a presentation lacks (the response is the mean of
     those it has). `ceiling`: a per-target ceiling in r^2 units given by the dataset; it replaces
     the split-half reliability (then a single repetition is enough).
+    `test_repetitions`: the repeated responses of the test rows (test rows in index order x
+    repetitions x targets) when `responses` holds one (mean) response per row, e.g. training
+    images shown once and test images shown twelve times, without padding every row to twelve.
     """
     check_aligned(activation_ids, response_ids)
     from .metrics.ceiling import as_repeated_array
 
-    data, _ = as_repeated_array(responses, min_repetitions=1 if ceiling is not None else 2, allow_missing=True)
+    single = ceiling is not None or test_repetitions is not None
+    if test_repetitions is not None and np.ndim(responses) == 2:
+        responses = np.asarray(responses)[:, None, :]
+    data, _ = as_repeated_array(responses, min_repetitions=1 if single else 2, allow_missing=True)
     if data.shape[0] != len(response_ids):
         raise InvalidInputError(f"{data.shape[0]} presentations but {len(response_ids)} ids")
     groups = np.asarray([str(i) for i in response_ids])
@@ -185,8 +192,16 @@ def score_encoding(
     test_rows = np.unique(np.concatenate([np.asarray(te) for _tr, te in outer.folds]))
     test_folds = [np.searchsorted(test_rows, np.asarray(te)) for _tr, te in outer.folds]
     test_data = data[test_rows]
+    if test_repetitions is not None:
+        test_data, _ = as_repeated_array(test_repetitions, min_repetitions=1 if ceiling is not None else 2,
+                                         allow_missing=True)
+        if test_data.shape[0] != len(test_rows) or test_data.shape[2] != data.shape[2]:
+            raise InvalidInputError(f"test_repetitions has shape {test_data.shape}; expected ({len(test_rows)} test "
+                                    f"rows, repetitions, {data.shape[2]} targets)")
     with np.errstate(all="ignore"):
         Y = np.nanmean(data, axis=1)
+        if test_repetitions is not None:  # the test rows' responses are their repetitions' mean
+            Y[test_rows] = np.nanmean(test_data, axis=1)
     n_test, reps, n_targets = test_data.shape
     if ceiling is not None:
         rel0, ceiling_median, n_unusable, ceiling_record = _external_ceiling(ceiling, n_targets, ceiling_note)

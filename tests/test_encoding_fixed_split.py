@@ -68,3 +68,21 @@ def test_combine_subjects_is_the_mean_with_a_paired_bootstrap():
     samples = np.mean([r.bootstrap[out.best_layer]["raw"] for r in per.values()], axis=0)
     assert out.ci_low == pytest.approx(np.nanpercentile(samples, 2.5))
     assert set(out.per_target["subject"]) == set(per)
+
+
+def test_test_repetitions_give_the_same_score_as_padding():
+    """Training images shown once, test images three times: the compact form (means + the test rows'
+    repetitions) equals the NaN-padded one."""
+    x, data, ids = _problem(3)
+    padded = data.copy()
+    padded[:60, 1:] = np.nan
+    split = fixed_split(ids=ids, train_ids=ids[:60])
+    common = dict(splits=split, alphas=(3.0,), n_bootstrap=30, device="cpu", dtype="float64")
+    a = score_encoding({"l": x}, padded, ids, ids, **common)
+    means = np.nanmean(padded, axis=1)
+    b = score_encoding({"l": x}, means, ids, ids, test_repetitions=data[60:], **common)
+    np.testing.assert_allclose(b.per_target["r"], a.per_target["r"], atol=1e-10)
+    np.testing.assert_allclose(b.per_target["reliability"], a.per_target["reliability"], atol=1e-10)
+    assert b.normalized == pytest.approx(a.normalized) and b.ci_low == pytest.approx(a.ci_low)
+    with pytest.raises(InvalidInputError, match="test_repetitions"):
+        score_encoding({"l": x}, means, ids, ids, test_repetitions=data[50:], **common)
