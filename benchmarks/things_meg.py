@@ -13,6 +13,11 @@ Sensor groups follow CTF channel names (`M` + hemisphere L/R/Z + region letter, 
 as the authors group them: occipital (O), temporal (T), parietal (P), frontal (F), central (C),
 and all sensors. 4 participants: Nili et al. (2014) ceiling; peak-latency CIs resample
 participants.
+
+`things-meg.<group>-encoding`: per participant, ridge from a layer to every (sensor, 10 ms bin)
+target of the post-onset window (default 0-1.0 s), trained on the `exp` trials (each image shown
+once) and tested on the 200 test images (mean of 12 repetitions; split-half ceiling of those),
+then combined over participants (`combine_subjects`); time courses in provenance.
 """
 
 from __future__ import annotations
@@ -20,12 +25,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from neurobench.benchmark import Benchmark
 from neurobench.data import cache_path, load_manifest, resolve
-from neurobench.errors import AlignmentError, DataUnavailableError, NeurobenchError
+from neurobench.errors import (
+    AlignmentError,
+    DataUnavailableError,
+    InvalidInputError,
+    NeurobenchError,
+)
+from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.registry import register_benchmark
 from neurobench.temporal_benchmark import (
     TemporalData,
@@ -186,6 +200,258 @@ def _data_files() -> tuple[tuple[str, str], ...]:
     return tuple((DATASET, n) for n in names) + (("things_images", "images_THINGS.zip"),)
 
 
+# ------------------------------------------------------------ encoding ----
+
+TRIAL_CACHE_BYTES = 8 * 2**30  # binned single trials kept in memory across benchmarks (oldest evicted first)
+_TRIALS: dict[tuple, SubjectTrials] = {}
+_IDS: dict[tuple, tuple[list[str], list[str]]] = {}
+
+
+@dataclass
+class SubjectTrials:
+    """One participant's responses in 10 ms bins over the window, all MEG sensors, float32."""
+
+    train_ids: list[str]  # exp images, sorted
+    train: np.ndarray  # (n_train, sensors, bins), single trials
+    test_ids: list[str]  # test images, sorted
+    test: np.ndarray  # (n_test, repetitions, sensors, bins)
+    channels: list[str]
+    times: np.ndarray  # bin centres (s)
+
+    @property
+    def nbytes(self) -> int:
+        return self.train.nbytes + self.test.nbytes
+
+
+def _trial_rows(meta, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of exp and test trials and the image id of every such row."""
+    kinds = meta["trial_type"].astype(str).to_numpy()
+    exp, test = np.flatnonzero(kinds == "exp"), np.flatnonzero(kinds == "test")
+    if not len(exp) or not len(test):
+        raise NeurobenchError(f"{path}: needs trials with trial_type 'exp' and 'test'; found {len(exp)} exp and "
+                              f"{len(test)} test trials (types: {sorted(set(kinds))})")
+    stems = np.full(len(meta), "", dtype=object)
+    for rows in (exp, test):
+        stems[rows] = [image_stem(p) for p in meta["image_path"].iloc[rows]]
+    both = sorted(set(stems[exp]) & set(stems[test]))
+    if both:
+        raise AlignmentError(f"{path}: images shown both as exp (training) and test trials, e.g. {both[:5]}; "
+                             "the release keeps the 200 test images apart")
+    return exp, test, stems
+
+
+def trial_ids(subject: str) -> tuple[list[str], list[str]]:
+    """(sorted exp image ids, sorted test image ids) of one participant, from the metadata only."""
+    paths = epochs_file(subject)
+    key = _key(paths)
+    if key not in _IDS:
+        epochs = read_epochs(paths)
+        exp, test, stems = _trial_rows(epochs.metadata.reset_index(drop=True), paths[0])
+        if len(_IDS) >= 2 * len(SUBJECTS):
+            _IDS.pop(next(iter(_IDS)))
+        _IDS[key] = (sorted(set(stems[exp])), sorted(set(stems[test])))
+    return _IDS[key]
+
+
+def _window_bins(times: np.ndarray, sfreq: float, tmin: float, tmax: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of the 10 ms bins (as `bin_time` makes them) whose centre lies in [tmin, tmax], and the centres."""
+    _, centres = bin_time(np.zeros((1, len(times))), times, sfreq, BIN_S)
+    keep = centres >= tmin - 1e-9
+    if tmax is not None:
+        keep &= centres <= tmax + 1e-9
+    if not keep.any():
+        raise InvalidInputError(f"{DATASET}: no 10 ms bin in the window {tmin}..{tmax} s; the epochs span "
+                                f"{times[0]:.3f}..{times[-1]:.3f} s")
+    return keep, centres[keep]
+
+
+def _read_binned(epochs, rows: np.ndarray, picks: list[str], keep: np.ndarray, chunk: int):
+    """Yield (row positions, float32 binned trials (chunk, sensors, bins)), `chunk` trials at a time."""
+    sfreq = epochs.info["sfreq"]
+    for start in range(0, len(rows), chunk):
+        data = epochs[rows[start:start + chunk]].get_data(picks=picks)
+        binned, _ = bin_time(data, epochs.times, sfreq, BIN_S)
+        yield start, binned[..., keep].astype(np.float32)
+
+
+def read_trials(subject: str, tmin: float = 0.0, tmax: float | None = 1.0, chunk: int = 240) -> SubjectTrials:
+    """Binned exp trials (one row per image; repeats averaged) and test trials (repetitions in
+    trial order, the first `min count` of each image), read in chunks of trials; cached per
+    file state and window within TRIAL_CACHE_BYTES."""
+    paths = epochs_file(subject)
+    key = (_key(paths), float(tmin), None if tmax is None else float(tmax))
+    if key in _TRIALS:
+        return _TRIALS[key]
+    epochs = read_epochs(paths)
+    exp, test, stems = _trial_rows(epochs.metadata.reset_index(drop=True), paths[0])
+    picks = [epochs.ch_names[i] for i in _mag_picks(epochs)]
+    keep, times = _window_bins(epochs.times, epochs.info["sfreq"], tmin, tmax)
+    train_ids, train_row = np.unique(stems[exp].astype(str), return_inverse=True)
+    train = np.zeros((len(train_ids), len(picks), int(keep.sum())), dtype=np.float32)
+    counts = np.bincount(train_row, minlength=len(train_ids)).astype(np.float32)
+    for start, block in _read_binned(epochs, exp, picks, keep, chunk):
+        for i, row in enumerate(train_row[start:start + len(block)]):
+            train[row] += block[i]
+    if counts.max() > 1:
+        log.info("%s: %d exp images shown more than once; their trials are averaged", subject, int((counts > 1).sum()))
+        train /= counts[:, None, None]
+    test_ids, test_row = np.unique(stems[test].astype(str), return_inverse=True)
+    slot = np.zeros(len(test_row), dtype=np.int64)
+    seen = np.zeros(len(test_ids), dtype=np.int64)
+    for i, row in enumerate(test_row):
+        slot[i], seen[row] = seen[row], seen[row] + 1
+    reps = int(seen.min())
+    if reps != seen.max():
+        log.warning("%s: test images have %d to %d repetitions; the first %d of each are used", subject, reps,
+                    int(seen.max()), reps)
+    out = np.zeros((len(test_ids), reps, len(picks), int(keep.sum())), dtype=np.float32)
+    for start, block in _read_binned(epochs, test, picks, keep, chunk):
+        for i in range(len(block)):
+            if slot[start + i] < reps:
+                out[test_row[start + i], slot[start + i]] = block[i]
+    trials = SubjectTrials(list(train_ids), train, list(test_ids), out, picks, times)
+    while _TRIALS and sum(t.nbytes for t in _TRIALS.values()) + trials.nbytes > TRIAL_CACHE_BYTES:
+        _TRIALS.pop(next(iter(_TRIALS)))
+    if trials.nbytes <= TRIAL_CACHE_BYTES:
+        _TRIALS[key] = trials
+    log.info("%s: %d exp images, %d test images x %d repetitions, %d sensors x %d bins", subject, len(train_ids),
+             len(test_ids), reps, len(picks), len(times))
+    return trials
+
+
+def _group_targets(trials: SubjectTrials, picks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(n_train, sensors*bins) and (n_test, reps, sensors*bins), sensor-major; views for all sensors."""
+    if picks != list(range(len(trials.channels))):
+        train, test = trials.train[:, picks], trials.test[:, :, picks]
+    else:
+        train, test = trials.train, trials.test
+    return train.reshape(len(train), -1), test.reshape(*test.shape[:2], -1)
+
+
+class ThingsMEGEncodingBenchmark(Benchmark):
+    """Ridge encoding of every (sensor, 10 ms bin) of one sensor group, per participant: trained
+    on the single-trial exp images, tested on the 200 repeated test images (module docstring)."""
+
+    datasets = (DATASET, "things_images")
+    metric = "ridge-encoding"
+
+    def __init__(self, group: str, tmin: float = 0.0, tmax: float | None = 1.0, inner_cv: int = 5,
+                 alphas: Sequence[float] = DEFAULT_ALPHAS, n_bootstrap: int = 1000, reduction: str | None = None,
+                 dtype: str = "float32", memory_budget: int | None = None):
+        if group not in GROUPS:
+            raise InvalidInputError(f"unknown THINGS-MEG sensor group {group!r}; groups: {list(GROUPS)}")
+        self.group, self.tmin, self.tmax = group, float(tmin), tmax
+        self.identifier = f"things-meg.{group}-encoding"
+        window = f"{self.tmin:g}-{'end' if tmax is None else f'{tmax:g}'} s"
+        self.description = (f"THINGS-MEG {_what(group)}, every (sensor, 10 ms bin) in {window}; ridge trained on the "
+                            "~22k single-trial exp images, tested on the 200 test images x 12 repetitions, split-half "
+                            "ceiling, 4 participants")
+        self.inner_cv, self.alphas, self.n_bootstrap = inner_cv, tuple(alphas), n_bootstrap
+        self.reduction, self.dtype, self.memory_budget = reduction, dtype, memory_budget
+        self.data_files = _data_files()
+        self._stimuli = None
+
+    def stimuli(self):
+        """Union of the participants' exp and test images (sorted ids), from the metadata only."""
+        if self._stimuli is None:
+            from neurobench.things_images import load_things_stimuli
+
+            ids = sorted({i for s in SUBJECTS for part in trial_ids(s) for i in part})
+            self._stimuli = load_things_stimuli(ids, "things-meg-exp-test")
+        return self._stimuli
+
+    def score_activations(self, activations, seed, device):
+        from neurobench.subjects import combine_subjects
+        from neurobench.temporal_encoding import score_split_encoding
+
+        ids = self.stimuli().ids
+        index = {sid: row for row, sid in enumerate(ids)}
+        for layer, acts in activations.items():
+            if len(acts) != len(ids):
+                raise InvalidInputError(f"layer {layer!r}: {len(acts)} activation rows for {len(ids)} THINGS-MEG "
+                                        "stimuli; extract activations for the benchmark's own stimulus set")
+        per_subject, per_layer, times = {}, {}, None
+        for subject in SUBJECTS:
+            trials = read_trials(subject, self.tmin, self.tmax)
+            if times is not None and (len(trials.times) != len(times) or not np.allclose(trials.times, times)):
+                raise AlignmentError(f"{DATASET}: {subject} has another time axis than {SUBJECTS[0]}")
+            times = trials.times
+            missing = [i for i in trials.train_ids + trials.test_ids if i not in index]
+            if missing:
+                raise AlignmentError(f"{subject}: responses to images the stimulus set lacks: {missing[:5]}")
+            picks = sensor_group(trials.channels, self.group, subject)
+            train, test = _group_targets(trials, picks)
+            rows = np.asarray([index[i] for i in trials.train_ids + trials.test_ids])
+            res, layers = score_split_encoding(
+                {name: np.asarray(acts)[rows] for name, acts in activations.items()}, train, test,
+                trials.train_ids, trials.test_ids, benchmark=self.identifier, inner_cv=self.inner_cv,
+                alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
+                memory_budget=self.memory_budget, reduction=self.reduction)
+            sensors = np.repeat(np.asarray(trials.channels)[picks], len(times))
+            res.per_target["sensor"], res.per_target["time"] = sensors, np.tile(times, len(picks))
+            per_subject[subject], per_layer[subject] = res, (layers, res.per_target)
+        result = combine_subjects(per_subject, benchmark=self.identifier,
+                                  note=f"{len(per_subject)} participants ({', '.join(per_subject)})")
+        result.per_target = _best_layer_targets(per_layer, result.best_layer)
+        window = f"{times[0] - BIN_S / 2:.3f}-{times[-1] + BIN_S / 2:.3f} s"
+        result.selection += (f"; targets: every (sensor, 10 ms bin) of {_what(self.group)} with bin centre in "
+                             f"{window}; per participant the score is the median over targets with a usable ceiling")
+        result.ceiling_note += "; all post-onset (sensor, time) targets pooled, no time window chosen"
+        result.provenance.update({"group": self.group, "window_s": [self.tmin, self.tmax], "bin_s": BIN_S,
+                                  "reduction": self.reduction,
+                                  "timecourse": _timecourses(per_layer, list(activations), times)})
+        return result
+
+
+def _best_layer_targets(per_layer, best: str):
+    """Long per-target table of the headline layer: one row per participant x sensor x time bin."""
+    import pandas as pd
+
+    frames = []
+    for subject, (layers, table) in per_layer.items():
+        lay = layers[best]
+        frames.append(pd.DataFrame({"subject": subject, "sensor": table["sensor"], "time": table["time"],
+                                    "r": lay["r"], "normalized": lay["normalized"],
+                                    "reliability": table["reliability"], "usable": lay["usable"],
+                                    "alpha": lay["alpha"]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _timecourses(per_layer, names: list[str], times: np.ndarray) -> dict:
+    """Per layer and bin: median over sensors of held-out r and of the normalised score, per
+    participant and averaged over participants."""
+    from neurobench.temporal_encoding import timecourse
+
+    n = len(times)
+    per = {s: {k: np.stack([timecourse(layers[name][k], n) for name in names]) for k in ("r", "normalized")}
+           for s, (layers, _t) in per_layer.items()}
+
+    def mean(k):
+        with np.errstate(all="ignore"):
+            return np.nanmean(np.stack([p[k] for p in per.values()]), axis=0)
+
+    def lists(a):
+        return np.round(a, 6).tolist()
+
+    return {"times": [float(t) for t in times], "layers": list(names), "statistic":
+            "median over sensors per 10 ms bin (normalised: over sensors with a usable ceiling); mean over participants",
+            "r": lists(mean("r")), "normalized": lists(mean("normalized")),
+            "per_subject": {s: {k: lists(v) for k, v in p.items()} for s, p in per.items()}}
+
+
+def _what(group: str) -> str:
+    return "all sensors" if group == "all" else f"{group} sensors (CTF M?{GROUPS[group]}*)"
+
+
+def _make_encoding(group: str):
+    def factory(tmin: float = 0.0, tmax: float | None = 1.0):
+        return ThingsMEGEncodingBenchmark(group, tmin=tmin, tmax=tmax)
+
+    factory.__doc__ = (f"THINGS-MEG {_what(group)}: time-resolved ridge encoding (exp images train, 200 test images "
+                       "x 12 repetitions test), split-half ceiling, 4 participants")
+    register_benchmark(f"things-meg.{group}-encoding", dataset=DATASET)(factory)
+
+
 def _make(group: str):
     ident = f"things-meg.{group}-rsa"
     what = "all sensors" if group == "all" else f"{group} sensors (CTF M?{GROUPS[group]}*)"
@@ -203,3 +469,4 @@ def _make(group: str):
 
 for _group in GROUPS:
     _make(_group)
+    _make_encoding(_group)

@@ -163,6 +163,7 @@ def score_encoding(
     ceiling: Any = None,
     ceiling_note: str | None = None,
     test_repetitions: Any = None,
+    keep_layer_targets: bool = False,
 ) -> ScoreResult:
     """Score layers against `responses` (presentations x repetitions x targets).
 
@@ -177,6 +178,7 @@ def score_encoding(
     `test_repetitions`: the repeated responses of the test rows (test rows in index order x
     repetitions x targets) when `responses` holds one (mean) response per row, e.g. training
     images shown once and test images shown twelve times, without padding every row to twelve.
+    `keep_layer_targets`: also return every layer's per-target frame (`result.layer_targets`).
     """
     check_aligned(activation_ids, response_ids)
     from .metrics.ceiling import as_repeated_array
@@ -220,7 +222,7 @@ def score_encoding(
     weights = np.vstack([np.full((1, n_test), 1.0 / n_test),
                          np.random.default_rng(seed).multinomial(n_test, np.full(n_test, 1.0 / n_test),
                                                                  size=n_bootstrap) / n_test])
-    rows, norm, pooled, boot = [], {}, {}, {}
+    rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
     for name, res in results.items():
         r_w, rel_w = _held_out_scores(res.predictions[test_rows], test_data, test_folds, halves, weights,
                                       boot_device, fixed_ceiling=rel0 if halves is None else None)
@@ -228,6 +230,8 @@ def score_encoding(
         pooled[name] = r
         ns = normalize_scores(r, rel0)
         norm[name] = ns
+        frames[name] = pd.DataFrame({"r": r, "r_fold_mean": res.r, "normalized": ns.per_target, "reliability": rel0,
+                                     "usable": ns.usable, "alpha": np.median(res.alphas, axis=0)})
         usable_r = r[ns.usable]
         raw = float(np.median(usable_r)) if usable_r.size else float("nan")
         lo = hi = nlo = nhi = float("nan")
@@ -257,13 +261,12 @@ def score_encoding(
         ceiling_note=(f"{what}; normalised = median of sign(r) r^2 / ceiling; {n_unusable} targets with unusable "
                       "ceilings excluded and counted"),
         metric="ridge-encoding",
-        per_target=pd.DataFrame({"r": pooled[best], "r_fold_mean": results[best].r, "normalized": ns.per_target,
-                                 "reliability": rel0, "usable": ns.usable,
-                                 "alpha": np.median(results[best].alphas, axis=0)}),
+        per_target=frames[best],
         provenance={"splits": results[best].splits.to_record() if len(Y) <= 5000 else
                     {"kind": results[best].splits.kind, "seed": results[best].splits.seed},
                     "ridge": results[best].record, "ceiling": ceiling_record,
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
                     "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
         bootstrap=boot or None,
+        layer_targets=frames if keep_layer_targets else None,
     )

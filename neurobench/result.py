@@ -39,6 +39,7 @@ class ScoreResult:
     per_target: Any = None
     provenance: dict[str, Any] = field(default_factory=dict)
     bootstrap: dict[str, dict[str, Any]] | None = None  # layer -> {"raw": (B,), "normalized": (B,)}; not stored
+    layer_targets: dict[str, pd.DataFrame] | None = None  # every layer's per-target values, when asked; not stored
 
     @property
     def model_display(self) -> str:

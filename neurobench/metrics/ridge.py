@@ -587,9 +587,7 @@ def ridge_cv_multi(
     if outer.n_samples != n:
         raise InvalidInputError(f"splits are for {outer.n_samples} rows, Y has {n}")
 
-    y64 = Yh.to(torch.float64)
-    constant = (y64.max(0).values == y64.min(0).values).numpy()
-    del y64
+    constant = (Yh.max(0).values == Yh.min(0).values).numpy()  # exact in any dtype: no float64 copy of Y
     if constant.any():
         log.warning("%d of %d targets are constant over all stimuli; their r is NaN",
                     int(constant.sum()), t)
