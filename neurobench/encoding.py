@@ -215,15 +215,21 @@ def score_encoding(
         est = split_half_reliability(test_data, n_splits=n_ceiling_splits, seed=seed)
         rel0, ceiling_median, n_unusable, ceiling_record = est.reliability, est.median, est.n_unusable, est.to_record()
         halves = _split_halves(reps, n_ceiling_splits, seed)  # the same halves as the point estimate
-    results = ridge_cv_multi(dict(activations), Y, outer, alphas, inner_cv=inner_cv, groups=groups, seed=seed,
-                             device=device, dtype=dtype, memory_budget=memory_budget,
-                             reduction=reduction, return_predictions=True)
+
+    def fit(name):  # one layer at a time: only one layer's out-of-fold predictions are ever held
+        return ridge_cv_multi({name: activations[name]}, Y, outer, alphas, inner_cv=inner_cv, groups=groups,
+                              seed=seed, device=device, dtype=dtype, memory_budget=memory_budget,
+                              reduction=reduction, return_predictions=True)[name]
+
     boot_device = resolve_device(device)
     weights = np.vstack([np.full((1, n_test), 1.0 / n_test),
                          np.random.default_rng(seed).multinomial(n_test, np.full(n_test, 1.0 / n_test),
                                                                  size=n_bootstrap) / n_test])
     rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
-    for name, res in results.items():
+    records = {}
+    for name in activations:
+        res = fit(name)
+        records[name] = (res.splits, res.record)
         r_w, rel_w = _held_out_scores(res.predictions[test_rows], test_data, test_folds, halves, weights,
                                       boot_device, fixed_ceiling=rel0 if halves is None else None)
         r = r_w[0]
@@ -262,9 +268,9 @@ def score_encoding(
                       "ceilings excluded and counted"),
         metric="ridge-encoding",
         per_target=frames[best],
-        provenance={"splits": results[best].splits.to_record() if len(Y) <= 5000 else
-                    {"kind": results[best].splits.kind, "seed": results[best].splits.seed},
-                    "ridge": results[best].record, "ceiling": ceiling_record,
+        provenance={"splits": records[best][0].to_record() if len(Y) <= 5000 else
+                    {"kind": records[best][0].kind, "seed": records[best][0].seed},
+                    "ridge": records[best][1], "ceiling": ceiling_record,
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
                     "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
         bootstrap=boot or None,

@@ -655,7 +655,8 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant,
     r2_f = np.full((n_out, t), np.nan)
     chosen = np.empty((n_out, t))
     cvs = np.empty((n_out, t))
-    preds = np.full((n, t), np.nan) if return_predictions else None
+    pred_dtype = np.float32 if dtype == torch.float32 else np.float64
+    preds = np.full((n, t), np.nan, dtype=pred_dtype) if return_predictions else None
     weights, intercepts, infos = ([] if return_weights else None), ([] if return_weights else None), []
     for k, (tr, te) in enumerate(outer):
         inner = [(tr[a], tr[b]) for a, b in inner_per_fold[k]]
