@@ -516,14 +516,9 @@ class NSDEncodingBenchmark(Benchmark):
         return self._stimuli
 
     def score_activations(self, activations, seed, device):
-        from neurobench.subjects import combine_subjects
+        from neurobench.subjects import combine_subjects, row_index
 
-        ids = self.stimuli().ids
-        index = {sid: row for row, sid in enumerate(ids)}
-        for layer, acts in activations.items():
-            if len(acts) != len(ids):
-                raise InvalidInputError(f"layer {layer!r}: {len(acts)} activation rows for {len(ids)} NSD stimuli; "
-                                        "extract activations for the benchmark's own stimulus set")
+        index = row_index(activations, self.stimuli().ids, "NSD")
         per_subject = {s: self._score_subject(self.subject_data(s), activations, index, seed, device)
                        for s in self.subjects()}
         result = combine_subjects(per_subject, benchmark=self.identifier,

@@ -361,15 +361,10 @@ class ThingsMEGEncodingBenchmark(Benchmark):
         return self._stimuli
 
     def score_activations(self, activations, seed, device):
-        from neurobench.subjects import combine_subjects
+        from neurobench.subjects import combine_subjects, row_index
         from neurobench.temporal_encoding import score_split_encoding
 
-        ids = self.stimuli().ids
-        index = {sid: row for row, sid in enumerate(ids)}
-        for layer, acts in activations.items():
-            if len(acts) != len(ids):
-                raise InvalidInputError(f"layer {layer!r}: {len(acts)} activation rows for {len(ids)} THINGS-MEG "
-                                        "stimuli; extract activations for the benchmark's own stimulus set")
+        index = row_index(activations, self.stimuli().ids, "THINGS-MEG")
         per_subject, per_layer, times = {}, {}, None
         for subject in SUBJECTS:
             trials = read_trials(subject, self.tmin, self.tmax)

@@ -11,7 +11,8 @@ bootstrap of a mean of independent estimates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,17 @@ import pandas as pd
 from .errors import InvalidInputError
 from .result import ScoreResult
 
-__all__ = ["combine_subjects"]
+__all__ = ["combine_subjects", "row_index"]
+
+
+def row_index(activations: Mapping[str, Any], ids: Sequence[str], what: str) -> dict[str, int]:
+    """Row of each stimulus id in activations extracted for the benchmark's stimulus set, after
+    checking that every layer has one row per stimulus (each subject then takes its own rows)."""
+    for layer, acts in activations.items():
+        if len(acts) != len(ids):
+            raise InvalidInputError(f"layer {layer!r}: {len(acts)} activation rows for {len(ids)} {what} stimuli; "
+                                    "extract activations for the benchmark's own stimulus set")
+    return {sid: row for row, sid in enumerate(ids)}
 
 
 def _mean_samples(per_subject: Mapping[str, ScoreResult], layer: str, key: str) -> np.ndarray | None:
