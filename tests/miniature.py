@@ -5,12 +5,39 @@ so the loaders resolve and checksum them exactly as they would the real release.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_PLUGIN = REPO / "examples" / "my_plugin.py"  # registers tiny-convnet and toy.colour-rsa
+
+
+def run_score(model: str, benchmark: str, store: Path, plugin: Path | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """`neurobench score` in a fresh process, with this test's environment (home, manifests, mirror)."""
+    cmd = [sys.executable, "-m", "neurobench.cli"] + (["--plugin", str(plugin)] if plugin else [])
+    cmd += ["score", "--model", model, "--benchmark", benchmark, "--store", str(store), "--quiet", "--device", "cpu"]
+    return subprocess.run(cmd, env=os.environ, capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def example_plugin(name: str):
+    """The example plugin's registrations (tiny-convnet, toy.colour-rsa) for the duration of a block."""
+    from neurobench.registry import benchmarks, models
+
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE_PLUGIN)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    try:
+        yield
+    finally:
+        models.remove("tiny-convnet")
+        benchmarks.remove("toy.colour-rsa")
 
 
 def _toml_str(text: str) -> str:

@@ -4,9 +4,6 @@ channel, visual_stimuli.csv, two tar.gz archives; checked against numpy/scipy fr
 from __future__ import annotations
 
 import csv
-import importlib.util
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -17,14 +14,13 @@ from scipy.stats import spearmanr
 
 import neurobench as nb
 from neurobench.errors import AlignmentError, DataUnavailableError, NeurobenchError
-from neurobench.registry import benchmarks, models
+from tests.miniature import EXAMPLE_PLUGIN, example_plugin, run_score
 
 from .conftest import needs_kriegeskorte
 
 mne = pytest.importorskip("mne")
 pytestmark = needs_kriegeskorte
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_plugin.py"
 SFREQ, PEAK = 200.0, 0.15
 ARCHIVES = ("MNE-visual_92_categories-data-part1.tar.gz", "MNE-visual_92_categories-data-part2.tar.gz")
 
@@ -34,15 +30,8 @@ def features():
     """The tiny model's layer-5 activations on the 92 images: the generator's hidden representation."""
     from neurobench.benchmarks import kriegeskorte2008 as k08
 
-    spec = importlib.util.spec_from_file_location("my_plugin_cichy", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        adapter = nb.load_model("tiny-convnet")
-        acts = adapter.activations(k08.load_stimuli(), ["3", "5"], device="cpu")
-    finally:
-        models.remove("tiny-convnet")
-        benchmarks.remove("toy.colour-rsa")
+    with example_plugin("my_plugin_cichy"):
+        acts = nb.load_model("tiny-convnet").activations(k08.load_stimuli(), ["3", "5"], device="cpu")
     return {k: np.asarray(v, dtype=np.float64) for k, v in acts.items()}
 
 
@@ -167,24 +156,13 @@ def test_timecourse_matches_numpy_scipy_and_peaks_where_put(miniature, features)
 def test_cli_and_api(miniature, features, tmp_path):
     build(miniature, features)
     store = tmp_path / "s.sqlite"
-    import os
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "neurobench.cli", "--plugin", str(EXAMPLE), "score", "--model", "tiny-convnet",
-         "--benchmark", "cichy2014.meg-rsa", "--store", str(store), "--quiet", "--device", "cpu"],
-        env=os.environ, capture_output=True, text=True, timeout=300)
+    proc = run_score("tiny-convnet", "cichy2014.meg-rsa", store, plugin=EXAMPLE_PLUGIN, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "cichy2014.meg-rsa" in proc.stdout and "one participant" in proc.stdout
-    spec = importlib.util.spec_from_file_location("my_plugin_cichy_api", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
+    with example_plugin("my_plugin_cichy_api"):
         bench = nb.load_benchmark("cichy2014.meg-rsa")
         bench.n_bootstrap, bench.n_bootstrap_latency = 100, 20
         result = nb.score("tiny-convnet", bench, device="cpu")
-    finally:
-        models.remove("tiny-convnet")
-        benchmarks.remove("toy.colour-rsa")
     assert set(result.layers["layer"]) == {"1", "3", "5"}
     assert result.ci_low <= result.raw <= result.ci_high
     assert len(nb.ResultStore(store).leaderboard()) == 1

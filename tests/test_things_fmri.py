@@ -5,10 +5,7 @@ numbers checked against scikit-learn Ridge and rsatoolbox, and the bad-input err
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from PIL import Image
 
 import neurobench as nb
 from neurobench.errors import AlignmentError, DataFormatError, NeurobenchError, StimulusError
+from tests.miniature import run_score
 
 SUBJECTS = ("01", "02", "03")
 CONCEPTS = ("aardvark", "air_conditioner", "banana", "dog", "mango", "zebra")
@@ -266,9 +264,7 @@ def test_cli_and_api_agree_with_defaults(miniature, tmp_path):
     Release(miniature)
     api = nb.score("synthetic-oracle", "things-fmri.loc-encoding", device="cpu", store=tmp_path / "api.sqlite")
     store = tmp_path / "cli.sqlite"
-    proc = subprocess.run([sys.executable, "-m", "neurobench.cli", "score", "--model", "synthetic-oracle",
-                           "--benchmark", "things-fmri.loc-encoding", "--device", "cpu", "--store", str(store),
-                           "--quiet"], env=os.environ, capture_output=True, text=True, timeout=600)
+    proc = run_score("synthetic-oracle", "things-fmri.loc-encoding", store)
     assert proc.returncode == 0, proc.stderr
     board = nb.ResultStore(store).leaderboard()
     row = board[board["benchmark"] == "things-fmri.loc-encoding"].iloc[0]

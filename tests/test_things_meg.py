@@ -4,11 +4,7 @@ THINGS-style zip. Checked against numpy/scipy from the generator's arrays."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,27 +18,15 @@ from scipy.stats import rankdata, spearmanr
 
 import neurobench as nb
 from neurobench.errors import DataUnavailableError, NeurobenchError, StimulusError
-from neurobench.registry import benchmarks, models
+from tests.miniature import EXAMPLE_PLUGIN, example_plugin, run_score
 
 mne = pytest.importorskip("mne")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_plugin.py"
 CONCEPTS = ["aardvark", "banana", "cello", "donut", "eagle", "fork", "guitar", "hammer", "igloo", "jeep",
             "kettle", "lemon", "mango", "necklace", "owl", "piano"]
 TEST_IDS = [f"{c}_13s" for c in CONCEPTS]
 SFREQ, PEAK, REPS = 200.0, 0.2, 12
 CHANNELS = [f"M{side}{region}{k}1-1609" for region in "OTPFC" for side in "LR" for k in (1, 2)] + ["MZO01-1609"]
-
-
-def load_plugin(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-
-def unload_plugin():
-    models.remove("tiny-convnet")
-    benchmarks.remove("toy.colour-rsa")
 
 
 def write_images(miniature, missing: str | None = None):
@@ -62,12 +46,9 @@ def model_features(miniature):
     """The tiny model's layer-5 activations on the miniature test images (the hidden representation)."""
     from neurobench.things_images import load_things_stimuli
 
-    load_plugin("my_plugin_things_meg_features")
-    try:
+    with example_plugin("my_plugin_things_meg_features"):
         acts = nb.load_model("tiny-convnet").activations(load_things_stimuli(sorted(TEST_IDS), "t"), ["3", "5"],
                                                           device="cpu")
-    finally:
-        unload_plugin()
     return {k: np.asarray(v, dtype=np.float64) for k, v in acts.items()}
 
 
@@ -193,17 +174,11 @@ def test_timecourse_and_ceiling_match_numpy_scipy(miniature, setup, group, lette
 def test_cli_and_api(miniature, setup, tmp_path):
     build(miniature, setup["5"])
     store = tmp_path / "s.sqlite"
-    proc = subprocess.run(
-        [sys.executable, "-m", "neurobench.cli", "--plugin", str(EXAMPLE), "score", "--model", "tiny-convnet",
-         "--benchmark", "things-meg.occipital-rsa", "--store", str(store), "--quiet", "--device", "cpu"],
-        env=os.environ, capture_output=True, text=True, timeout=300)
+    proc = run_score("tiny-convnet", "things-meg.occipital-rsa", store, plugin=EXAMPLE_PLUGIN, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "things-meg.occipital-rsa" in proc.stdout
-    load_plugin("my_plugin_things_meg_api")
-    try:
+    with example_plugin("my_plugin_things_meg_api"):
         result = nb.score("tiny-convnet", "things-meg.all-rsa", device="cpu")
-    finally:
-        unload_plugin()
     assert set(result.layers["layer"]) == {"1", "3", "5"} and result.ci_low <= result.raw <= result.ci_high
     assert len(nb.ResultStore(store).leaderboard()) == 1
 
@@ -258,11 +233,8 @@ def all_features(miniature):
     from neurobench.things_images import load_things_stimuli
 
     ids = sorted(TEST_IDS + EXP_IDS)
-    load_plugin("my_plugin_things_meg_all")
-    try:
+    with example_plugin("my_plugin_things_meg_all"):
         acts = nb.load_model("tiny-convnet").activations(load_things_stimuli(ids, "t"), ["1", "3", "5"], device="cpu")
-    finally:
-        unload_plugin()
     return ids, {k: np.asarray(v, dtype=np.float64) for k, v in acts.items()}
 
 
@@ -390,17 +362,11 @@ def test_encoding_timecourse_flat_before_onset(enc):
 def test_encoding_cli_and_api(enc, tmp_path):
     """The full path (~18 s): CLI with the default alphas, inner CV and bootstrap, then the API."""
     store = tmp_path / "s.sqlite"
-    proc = subprocess.run(
-        [sys.executable, "-m", "neurobench.cli", "--plugin", str(EXAMPLE), "score", "--model", "tiny-convnet",
-         "--benchmark", "things-meg.occipital-encoding", "--store", str(store), "--quiet", "--device", "cpu"],
-        env=os.environ, capture_output=True, text=True, timeout=300)
+    proc = run_score("tiny-convnet", "things-meg.occipital-encoding", store, plugin=EXAMPLE_PLUGIN, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "things-meg.occipital-encoding" in proc.stdout
-    load_plugin("my_plugin_things_meg_enc_api")
-    try:
+    with example_plugin("my_plugin_things_meg_enc_api"):
         result = nb.score("tiny-convnet", "things-meg.all-encoding", device="cpu")
-    finally:
-        unload_plugin()
     assert set(result.layers["layer"]) == {"1", "3", "5"} and result.ci_low <= result.raw <= result.ci_high
     assert {"subject", "sensor", "time", "r", "normalized"} <= set(result.per_target.columns)
     assert len(nb.ResultStore(store).leaderboard()) == 1
