@@ -78,15 +78,21 @@ def write_subject(folder: Path, subject: int, feats, channels, meta_columns=None
     meta = pd.DataFrame(rows)
     if meta_columns is not None:
         meta = meta[meta_columns]
-    codes = np.nan_to_num(pd.DataFrame(rows)["things_image_nr"].to_numpy(), nan=999999).astype(int)
-    events = np.column_stack([np.arange(len(rows)) * 400, np.zeros(len(rows), int), codes])
-    arr = np.asarray(data)
+    codes = pd.DataFrame(rows)["things_image_nr"]  # before any column selection, as the release codes events
+    return write_epochs(folder, subject, np.asarray(data), info, times, meta, codes), meta
+
+
+def write_epochs(folder: Path, subject, arr: np.ndarray, info, times, meta, image_nr) -> np.ndarray:
+    """Epochs with the release's metadata and event codes (THINGS image number, catch 999999),
+    saved in four parts as released; returns the data as the float32 file holds it."""
+    codes = np.nan_to_num(np.asarray(image_nr, dtype=float), nan=999999).astype(int)
+    events = np.column_stack([np.arange(len(codes)) * 400, np.zeros(len(codes), int), codes])
     epochs = mne.EpochsArray(arr, info, events, tmin=times[0], event_id={str(c): int(c) for c in set(codes)},
                              metadata=meta, verbose="error")
     out = folder / "derivatives" / "preprocessed"
     out.mkdir(parents=True, exist_ok=True)
     save_in_four_parts(epochs, out / f"preprocessed_P{subject}-epo.fif", arr.size * 4)
-    return arr.astype(np.float32).astype(np.float64), meta
+    return arr.astype(np.float32).astype(np.float64)
 
 
 def save_in_four_parts(epochs, path: Path, data_bytes: int):
@@ -260,15 +266,7 @@ def write_encoding_subject(folder: Path, subject: int, feats: dict[str, np.ndarr
         signal = np.outer(pattern[image], env) if kind != "catch" else 0.0
         data.append(signal + rng.normal(size=(len(channels), len(times))) * 0.7)
     meta = pd.DataFrame(rows)
-    codes = np.nan_to_num(meta["things_image_nr"].to_numpy(), nan=999999).astype(int)
-    events = np.column_stack([np.arange(len(rows)) * 400, np.zeros(len(rows), int), codes])
-    arr = np.asarray(data)
-    epochs = mne.EpochsArray(arr, info, events, tmin=times[0], event_id={str(c): int(c) for c in set(codes)},
-                             metadata=meta, verbose="error")
-    out = folder / "derivatives" / "preprocessed"
-    out.mkdir(parents=True, exist_ok=True)
-    save_in_four_parts(epochs, out / f"preprocessed_P{subject}-epo.fif", arr.size * 4)
-    return arr.astype(np.float32).astype(np.float64), meta, times
+    return write_epochs(folder, subject, np.asarray(data), info, times, meta, meta["things_image_nr"]), meta, times
 
 
 @pytest.fixture
