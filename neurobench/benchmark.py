@@ -52,9 +52,6 @@ class Benchmark:
                            "or set NEUROBENCH_MIRROR)")
         return True, ""
 
-    def download_size(self) -> int:
-        return sum(spec.size or 0 for ds, names in self.required_files().items() for spec in select_files(ds, names=names))
-
     def data_report(self) -> dict[str, int]:
         """Files needed, how many are local, and the bytes still to download (some sizes may be unknown)."""
         report = {"files": 0, "local": 0, "missing_bytes": 0, "missing_unknown_size": 0}

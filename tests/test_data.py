@@ -84,12 +84,14 @@ def test_verification_is_memoised_until_the_file_changes(fresh_home, monkeypatch
     path.write_bytes(payload)
     data.verify(path, spec)
     calls = []
-    monkeypatch.setattr(data, "sha256_of", lambda p: calls.append(p) or "0" * 64)
+    real = data.digest_of
+    monkeypatch.setattr(data, "digest_of", lambda p, alg="sha256": calls.append(p) or real(p, alg))
     data.verify(path, spec)  # unchanged: no rehash
     assert calls == []
-    path.write_bytes(b"HELLO neurobench")
+    path.write_bytes(b"HELLO neurobench")  # same size, new content: hashed again and refused
     with pytest.raises(ChecksumMismatchError):
         data.verify(path, spec)
+    assert calls == [path]
 
 
 @pytest.fixture
