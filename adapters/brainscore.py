@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from neurobench.adapter import Adapter
+from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import InvalidInputError, LayerError, NeurobenchError, StimulusError
-from neurobench.stimuli import StimulusSet
+from neurobench.models.adapter import Adapter
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 from neurobench import paths
-from neurobench.adapter import state_dict_sha256
-from neurobench.data import offline, sha256_of
+from neurobench.data.files import offline, sha256_of
 from neurobench.errors import CheckpointError
+from neurobench.models.adapter import state_dict_sha256
+from neurobench.models.text import TextAdapter
+from neurobench.models.weights import check_download, hub_lfs_sha256
 from neurobench.registry import register_model
-from neurobench.text_adapter import TextAdapter
-from neurobench.weights import check_download, hub_lfs_sha256
 
 log = logging.getLogger(__name__)
 

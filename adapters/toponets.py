@@ -24,20 +24,20 @@ import torchvision
 from torch import nn
 
 from neurobench import paths
-from neurobench.adapter import TorchAdapter, state_dict_sha256
-from neurobench.data import offline, sha256_of
+from neurobench.data.files import offline, sha256_of
 from neurobench.errors import CheckpointError
-from neurobench.preprocess import imagenet_preprocess
-from neurobench.registry import register_model
-from neurobench.sheet import sheet_positions
-from neurobench.text_adapter import HookedTextAdapter
-from neurobench.weights import (
+from neurobench.models.adapter import TorchAdapter, state_dict_sha256
+from neurobench.models.preprocess import imagenet_preprocess
+from neurobench.models.sheet import sheet_positions
+from neurobench.models.text import HookedTextAdapter
+from neurobench.models.weights import (
     HubWeights,
     check_download,
     hub_lfs_sha256,
     load_strict,
     read_state_dict,
 )
+from neurobench.registry import register_model
 
 from .nanogpt import GPT, GPTConfig
 

@@ -20,12 +20,12 @@ import torchvision
 from torch import nn
 
 from neurobench import paths
-from neurobench.adapter import TorchAdapter, state_dict_sha256
-from neurobench.data import offline, sha256_of
+from neurobench.data.files import offline, sha256_of
 from neurobench.errors import CheckpointError
-from neurobench.preprocess import ImagePreprocess
+from neurobench.models.adapter import TorchAdapter, state_dict_sha256
+from neurobench.models.preprocess import ImagePreprocess
+from neurobench.models.weights import load_strict, read_state_dict
 from neurobench.registry import register_model
-from neurobench.weights import load_strict, read_state_dict
 
 from .toponets import ViTAdapter, resnet_block_layers
 

@@ -28,17 +28,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from neurobench.benchmarks import kriegeskorte2008 as k08
 
-from neurobench.data import unpack
+from neurobench.benchmarks import kriegeskorte2008 as k08
+from neurobench.data.files import unpack
 from neurobench.errors import AlignmentError, DataUnavailableError, NeurobenchError
-from neurobench.registry import register_benchmark
-from neurobench.temporal_benchmark import (
+from neurobench.kinds.temporal_rsa import (
     TemporalData,
     TemporalRSABenchmark,
     bin_time,
     rdms_over_time,
 )
+from neurobench.registry import register_benchmark
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from neurobench.data import resolve
+from neurobench.data.files import resolve
+from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import NeurobenchError
+from neurobench.kinds.rsa import RSABenchmark
 from neurobench.metrics.trsa import gt_transform
 from neurobench.registry import register_benchmark
-from neurobench.rsa_benchmark import RSABenchmark
-from neurobench.stimuli import StimulusSet
 
 DATASET = "kriegeskorte2008"
 SUPPLEMENT = "Kriegeskorte_Neuron2008_supplementalData.mat"

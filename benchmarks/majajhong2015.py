@@ -30,17 +30,17 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurobench.benchmark import Benchmark
-from neurobench.data import resolve, unpack
+from neurobench.data.files import resolve, unpack
+from neurobench.data.stimuli import StimulusSet
 from neurobench.devices import resolve_device
-from neurobench.encoding import score_encoding
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError, StimulusError
+from neurobench.kinds.base import Benchmark
+from neurobench.kinds.encoding import score_encoding
 from neurobench.metrics.pls import pearson_columns, pls_fit
 from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import Splits
 from neurobench.registry import register_benchmark
 from neurobench.result import ScoreResult
-from neurobench.stimuli import StimulusSet
 
 log = logging.getLogger(__name__)
 

@@ -26,19 +26,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurobench.benchmark import Benchmark
-from neurobench.data import availability, load_manifest, recorded_digest, resolve
-from neurobench.encoding import score_encoding
+from neurobench.data.files import availability, load_manifest, recorded_digest, resolve
+from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import (
     AlignmentError,
     DataFormatError,
     DataUnavailableError,
     InvalidInputError,
 )
+from neurobench.kinds.base import Benchmark
+from neurobench.kinds.encoding import score_encoding
 from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import fixed_split
 from neurobench.registry import register_benchmark
-from neurobench.stimuli import StimulusSet
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ class NSDEncodingBenchmark(Benchmark):
         return self._stimuli
 
     def score_activations(self, activations, seed, device):
-        from neurobench.subjects import combine_subjects, row_index
+        from neurobench.kinds.per_subject import combine_subjects, row_index
 
         index = row_index(activations, self.stimuli().ids, "NSD")
         per_subject = {s: self._score_subject(self.subject_data(s), activations, index, seed, device)

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from neurobench.benchmark import Benchmark
-from neurobench.data import load_manifest, unpack
-from neurobench.encoding import score_encoding
+from neurobench.data.files import load_manifest, unpack
+from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import (
     AlignmentError,
     DataFormatError,
@@ -35,11 +34,12 @@ from neurobench.errors import (
     InvalidInputError,
     NeurobenchError,
 )
+from neurobench.kinds.base import Benchmark
+from neurobench.kinds.encoding import score_encoding
+from neurobench.kinds.per_subject import combine_subjects
 from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import kfold_splits
 from neurobench.registry import register_benchmark
-from neurobench.stimuli import StimulusSet
-from neurobench.subjects import combine_subjects
 
 log = logging.getLogger(__name__)
 

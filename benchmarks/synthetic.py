@@ -28,12 +28,12 @@ import functools
 import numpy as np
 import torch
 
-from neurobench.adapter import TorchAdapter
-from neurobench.assemblies import repeated_assembly
-from neurobench.encoding_benchmark import EncodingBenchmark
-from neurobench.preprocess import ImagePreprocess
+from neurobench.data.assemblies import repeated_assembly
+from neurobench.data.stimuli import StimulusSet
+from neurobench.kinds.encoding_benchmark import EncodingBenchmark
+from neurobench.models.adapter import TorchAdapter
+from neurobench.models.preprocess import ImagePreprocess
 from neurobench.registry import register_benchmark, register_model
-from neurobench.stimuli import StimulusSet
 
 N_STIMULI, SIZE, N_FEATURES = 1000, 16, 8
 SEED = 20250101

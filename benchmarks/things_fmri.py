@@ -29,18 +29,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neurobench import things_images
-from neurobench.benchmark import Benchmark
-from neurobench.data import unpack
-from neurobench.encoding import score_encoding
+from neurobench.benchmarks import things_images
+from neurobench.data.files import unpack
+from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError
+from neurobench.kinds.base import Benchmark
+from neurobench.kinds.encoding import score_encoding
+from neurobench.kinds.per_subject import combine_subjects
+from neurobench.kinds.rsa import RSABenchmark
 from neurobench.metrics.rdm import compute_rdms
 from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import fixed_split
 from neurobench.registry import register_benchmark
-from neurobench.rsa_benchmark import RSABenchmark
-from neurobench.stimuli import StimulusSet
-from neurobench.subjects import combine_subjects
 
 log = logging.getLogger(__name__)
 

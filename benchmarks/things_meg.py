@@ -31,22 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-from neurobench.benchmark import Benchmark
-from neurobench.data import cache_path, load_manifest, resolve
+from neurobench.data.files import cache_path, load_manifest, resolve
 from neurobench.errors import (
     AlignmentError,
     DataUnavailableError,
     InvalidInputError,
     NeurobenchError,
 )
-from neurobench.metrics.ridge import DEFAULT_ALPHAS
-from neurobench.registry import register_benchmark
-from neurobench.temporal_benchmark import (
+from neurobench.kinds.base import Benchmark
+from neurobench.kinds.temporal_rsa import (
     TemporalData,
     TemporalRSABenchmark,
     bin_time,
     rdms_over_time,
 )
+from neurobench.metrics.ridge import DEFAULT_ALPHAS
+from neurobench.registry import register_benchmark
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def test_image_ids() -> list[str]:
 
 
 def load_stimuli():
-    from neurobench.things_images import load_things_stimuli
+    from neurobench.benchmarks.things_images import load_things_stimuli
 
     return load_things_stimuli(test_image_ids(), "things-meg-test200")
 
@@ -354,15 +354,15 @@ class ThingsMEGEncodingBenchmark(Benchmark):
     def stimuli(self):
         """Union of the participants' exp and test images (sorted ids), from the metadata only."""
         if self._stimuli is None:
-            from neurobench.things_images import load_things_stimuli
+            from neurobench.benchmarks.things_images import load_things_stimuli
 
             ids = sorted({i for s in SUBJECTS for part in trial_ids(s) for i in part})
             self._stimuli = load_things_stimuli(ids, "things-meg-exp-test")
         return self._stimuli
 
     def score_activations(self, activations, seed, device):
-        from neurobench.subjects import combine_subjects, row_index
-        from neurobench.temporal_encoding import score_split_encoding
+        from neurobench.kinds.per_subject import combine_subjects, row_index
+        from neurobench.kinds.temporal_encoding import score_split_encoding
 
         index = row_index(activations, self.stimuli().ids, "THINGS-MEG")
         per_subject, per_layer, times = {}, {}, None
@@ -415,7 +415,7 @@ def _best_layer_targets(per_layer, best: str):
 def _timecourses(per_layer, names: list[str], times: np.ndarray) -> dict:
     """Per layer and bin: median over sensors of held-out r and of the normalised score, per
     participant and averaged over participants."""
-    from neurobench.temporal_encoding import timecourse
+    from neurobench.kinds.temporal_encoding import timecourse
 
     n = len(times)
     per = {s: {k: np.stack([timecourse(layers[name][k], n) for name in names]) for k in ("r", "normalized")}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from neurobench.benchmarks.kriegeskorte2008 import load_stimuli
 
-from neurobench.benchmark import Benchmark
+from neurobench.benchmarks.kriegeskorte2008 import load_stimuli
 from neurobench.errors import NoSheetPositionsError
+from neurobench.kinds.base import Benchmark
 from neurobench.registry import register_benchmark
 from neurobench.result import LAYER_COLUMNS, ScoreResult
 from neurobench.topography import (

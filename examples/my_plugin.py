@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import neurobench as nb
-from neurobench.rsa_benchmark import RSABenchmark
+from neurobench.kinds.rsa import RSABenchmark
 
 
 @nb.register_model("tiny-convnet", family="custom")

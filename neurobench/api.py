@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .adapter import Adapter
-from .benchmark import Benchmark
 from .errors import NeurobenchError, RegistrationError
+from .kinds.base import Benchmark
+from .models.adapter import Adapter
 from .registry import benchmarks, models
 from .result import ScoreResult
 from .store import ResultStore

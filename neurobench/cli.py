@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, data
+from . import __version__
 from .api import load_benchmark, load_model, score
+from .data import files as data
 from .errors import NeurobenchError, UnknownNameError
 from .progress import set_progress
 from .registry import benchmarks, discover_plugins, metrics, models, plugin_errors
@@ -179,7 +180,7 @@ def _layer_view(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _adapter(args):
-    from .positions import with_positions
+    from .models.positions import with_positions
 
     return with_positions(load_model(args.model, weights=args.weights, seed=args.seed), args.positions, args.seed)
 
@@ -252,7 +253,7 @@ def cmd_leaderboard(args) -> int:
 
 def _topo_stimuli(spec: str):
     """A benchmark's stimuli (by benchmark or dataset name) or an image folder."""
-    from .stimuli import StimulusSet
+    from .data.stimuli import StimulusSet
 
     if Path(spec).is_dir():
         return StimulusSet.from_folder(spec), "category"

@@ -70,7 +70,7 @@ class Miniature:
         meta = tomllib.loads(builtin.read_text()) if builtin.is_file() else {}
         urls = {}
         if meta:
-            from neurobench.data import _expanded
+            from neurobench.data.files import _expanded
 
             urls = {e["name"]: e["url"] for entry in meta.get("files", []) for e in _expanded(entry)}
         lines = [f"name = {_toml_str(dataset)}", f"title = {_toml_str(meta.get('title', dataset) + ' (miniature)')}",

@@ -317,7 +317,7 @@ def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 
     if n_bootstrap > 0:
         if bootstrap in ("subjects", "both") and s < 2:
             raise InvalidInputError("bootstrapping subjects needs >= 2 subject RDMs; use bootstrap='stimuli'")
-        from .stats import bootstrap_scores  # stats builds on the comparators above
+        from .inference import bootstrap_scores  # stats builds on the comparators above
 
         samples = bootstrap_scores(x, y, method, n_bootstrap, seed, bootstrap, backend=backend)
         alpha = (1 - ci) / 2

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from .inference import bootstrap_indices, bootstrap_per_subject, percentile_ci
 from .rdm import as_tensor, compute_rdms, upper_triangle
 from .rsa import canonical_method, compare_rdms
-from .stats import bootstrap_indices, bootstrap_per_subject, percentile_ci
 
 log = logging.getLogger(__name__)
 

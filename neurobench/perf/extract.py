@@ -19,11 +19,11 @@ import time
 import numpy as np
 import torch
 
-from ..activations import ActivationCache
 from ..api import load_model
+from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..errors import NeurobenchError
-from ..stimuli import StimulusSet
+from ..models.cache import ActivationCache
 
 log = logging.getLogger(__name__)
 

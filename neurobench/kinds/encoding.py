@@ -1,0 +1,278 @@
+"""Encoding scores: per-layer cross-validated ridge against repeated-trial neural responses.
+
+`score_encoding` is the numeric heart of an encoding benchmark: it checks that activations and
+responses describe the same stimuli in the same order, averages responses over repetitions,
+estimates the split-half ceiling, scores every layer with nested cross-validated ridge
+(`metrics.ridge`), and normalises per target (`metrics.ceiling`: sign(r) r^2 / reliability,
+median over usable targets).  The headline layer is chosen by the inner cross-validation score
+(computed on training stimuli only), never by held-out scores.  Held-out r per target correlates
+every stimulus's out-of-fold prediction with its response, both centred within the outer fold
+(pooled over folds, free of the fold-intercept bias of naive pooling); CIs are percentile
+bootstraps over stimuli (seeded), resampling predictions, responses and the split-half ceiling
+together, so they cover the uncertainty of generalising to new stimuli.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..devices import resolve_device
+from ..errors import AlignmentError, InvalidInputError
+from ..metrics.ceiling import normalize_scores, split_half_reliability
+from ..metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
+from ..metrics.splits import Splits, kfold_splits
+from ..result import ScoreResult
+
+log = logging.getLogger(__name__)
+
+__all__ = ["check_aligned", "score_encoding"]
+
+
+def check_aligned(activation_ids: Sequence, response_ids: Sequence, what: str = "responses") -> None:
+    """Raise AlignmentError unless both id lists are the same stimuli in the same order."""
+    a, b = [str(i) for i in activation_ids], [str(i) for i in response_ids]
+    if a == b:
+        return
+    sa, sb = set(a), set(b)
+    if sa != sb or len(a) != len(b):
+        only_a, only_b = sorted(sa - sb)[:3], sorted(sb - sa)[:3]
+        raise AlignmentError(
+            f"activations and {what} describe different stimuli ({len(a)} vs {len(b)} rows; "
+            f"only in activations: {only_a}, only in {what}: {only_b}); extract activations for "
+            f"the benchmark's own stimulus set"
+        )
+    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    raise AlignmentError(
+        f"activations and {what} hold the same stimuli in a different order (first difference "
+        f"at row {first}: {a[first]!r} vs {b[first]!r}); reorder by stimulus id, never by position"
+    )
+
+
+def _fold_centred_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                       folds: list[torch.Tensor]) -> torch.Tensor:
+    """Pearson r per column of a, b (n, c), each centred within its outer fold, under each row
+    of resampling weights w (B, n).
+
+    Centring within folds removes the spurious negative correlation that pooling out-of-fold
+    predictions creates (each fold's intercept comes from the other folds' responses).
+    """
+    cov = torch.zeros(w.shape[0], a.shape[1], dtype=a.dtype, device=a.device)
+    va, vb = torch.zeros_like(cov), torch.zeros_like(cov)
+    for idx in folds:
+        wf, af, bf = w[:, idx], a[idx], b[idx]
+        tot = wf.sum(1, keepdim=True).clamp_min(1e-300)
+        ma, mb = (wf @ af) / tot, (wf @ bf) / tot
+        cov += wf @ (af * bf) - tot * ma * mb
+        va += wf @ (af * af) - tot * ma * ma
+        vb += wf @ (bf * bf) - tot * mb * mb
+    return cov / torch.sqrt(va.clamp_min(0) * vb.clamp_min(0))
+
+
+def _weighted_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson r per column of a, b (n, c) under each row of weights w (B, n) summing to 1."""
+    ma, mb = w @ a, w @ b
+    cov = w @ (a * b) - ma * mb
+    va = (w @ (a * a) - ma * ma).clamp_min(0)
+    vb = (w @ (b * b) - mb * mb).clamp_min(0)
+    return cov / torch.sqrt(va * vb)
+
+
+def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
+                     weights: np.ndarray, device, chunk_bytes: int = 256 * 2**20, fixed_ceiling=None):
+    """Per-target held-out r (fold-centred) and split-half reliability, for each weighting.
+
+    Row 0 of `weights` is the plain sample; the other rows are bootstrap resamples of stimuli,
+    expressed as multinomial weights, so every resample costs a few matrix products (chunked
+    over targets) and the same resamples serve every layer. A `fixed_ceiling` (given by the
+    dataset) is the same in every resample; otherwise the split-half reliability is resampled.
+    """
+    _n, _, t = data.shape
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    w = torch.as_tensor(weights, dtype=torch.float64, device=dev)
+    folds = [torch.as_tensor(f, device=dev) for f in test_folds]
+    with np.errstate(all="ignore"):
+        y = torch.as_tensor(np.nanmean(data, axis=1), dtype=torch.float64, device=dev)
+    p = torch.as_tensor(pred, dtype=torch.float64, device=dev)
+    chunk = max(1, chunk_bytes // (8 * w.shape[0] * 6))
+    r_all = torch.empty(w.shape[0], t, dtype=torch.float64, device=dev)
+    rel_all = torch.empty_like(r_all)
+    for s0 in range(0, t, chunk):
+        sl = slice(s0, s0 + chunk)
+        if fixed_ceiling is not None:
+            rel_all[:, sl] = torch.as_tensor(np.asarray(fixed_ceiling)[sl], dtype=torch.float64, device=dev)
+        else:
+            block = torch.as_tensor(data[:, :, sl], dtype=torch.float64, device=dev)
+            rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=dev)
+            for a_idx, b_idx in halves:
+                r_half = _weighted_corr(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
+                rel += 2 * r_half / (1 + r_half)
+            rel_all[:, sl] = rel / len(halves)
+        r_all[:, sl] = _fold_centred_corr(w, p[:, sl], y[:, sl], folds)
+    return r_all.cpu().numpy(), rel_all.cpu().numpy()
+
+
+def _medians(r: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: median raw r and median sign(r) r^2 / reliability over usable targets."""
+    ok = np.isfinite(rel) & (rel > 0) & np.isfinite(r)
+    norm = np.where(ok, np.sign(r) * r * r / np.where(ok, rel, 1.0), np.nan)
+    raw = np.where(ok, r, np.nan)
+    with np.errstate(all="ignore"):
+        return np.nanmedian(raw, axis=1), np.nanmedian(norm, axis=1)
+
+
+def _external_ceiling(ceiling, n_targets: int, note: str | None):
+    """A per-target ceiling in r^2 units given by the dataset (e.g. NSD's ncsnr-based NC)."""
+    values = np.asarray(ceiling, dtype=np.float64).reshape(-1)
+    if values.size != n_targets:
+        raise InvalidInputError(f"{values.size} ceiling values for {n_targets} targets; give one per target")
+    usable = np.isfinite(values) & (values > 0)
+    median = float(np.median(values[usable])) if usable.any() else float("nan")
+    record = {"kind": "given", "median": median, "n_unusable": int((~usable).sum()), "note": note or ""}
+    return values, median, int((~usable).sum()), record
+
+
+def _split_halves(reps: int, n_splits: int, seed: int):
+    rng = np.random.default_rng(seed)
+    return [(np.sort(pm[: reps // 2]), np.sort(pm[reps // 2:]))
+            for pm in (rng.permutation(reps) for _ in range(n_splits))]
+
+
+def score_encoding(
+    activations: Mapping[str, Any],
+    responses: Any,
+    activation_ids: Sequence,
+    response_ids: Sequence,
+    *,
+    benchmark: str = "",
+    splits: int | Splits = 5,
+    inner_cv: int = 5,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    n_ceiling_splits: int = 10,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    device: Any = "auto",
+    dtype: str = "float32",
+    memory_budget: int | None = None,
+    reduction: str | None = None,
+    ceiling: Any = None,
+    ceiling_note: str | None = None,
+    test_repetitions: Any = None,
+    keep_layer_targets: bool = False,
+) -> ScoreResult:
+    """Score layers against `responses` (presentations x repetitions x targets).
+
+    Rows of every activation matrix must follow `activation_ids`; presentations of
+    `responses` follow `response_ids`; both must be identical lists (AlignmentError otherwise).
+
+    `splits`: an int (seeded k-fold grouped by stimulus) or a `Splits` (e.g. a dataset's fixed
+    train/test split); held-out r, the ceiling and the bootstrap use the test rows only.
+    `responses` may hold NaN for repetitions a presentation lacks (the response is the mean of
+    those it has). `ceiling`: a per-target ceiling in r^2 units given by the dataset; it replaces
+    the split-half reliability (then a single repetition is enough).
+    `test_repetitions`: the repeated responses of the test rows (test rows in index order x
+    repetitions x targets) when `responses` holds one (mean) response per row, e.g. training
+    images shown once and test images shown twelve times, without padding every row to twelve.
+    `keep_layer_targets`: also return every layer's per-target frame (`result.layer_targets`).
+    """
+    check_aligned(activation_ids, response_ids)
+    from ..metrics.ceiling import as_repeated_array
+
+    single = ceiling is not None or test_repetitions is not None
+    if test_repetitions is not None and np.ndim(responses) == 2:
+        responses = np.asarray(responses)[:, None, :]
+    data, _ = as_repeated_array(responses, min_repetitions=1 if single else 2, allow_missing=True)
+    if data.shape[0] != len(response_ids):
+        raise InvalidInputError(f"{data.shape[0]} presentations but {len(response_ids)} ids")
+    groups = np.asarray([str(i) for i in response_ids])
+    outer = splits if isinstance(splits, Splits) else kfold_splits(len(groups), int(splits), groups=groups, seed=seed)
+    test_rows = np.unique(np.concatenate([np.asarray(te) for _tr, te in outer.folds]))
+    test_folds = [np.searchsorted(test_rows, np.asarray(te)) for _tr, te in outer.folds]
+    test_data = data[test_rows]
+    if test_repetitions is not None:
+        test_data, _ = as_repeated_array(test_repetitions, min_repetitions=1 if ceiling is not None else 2,
+                                         allow_missing=True)
+        if test_data.shape[0] != len(test_rows) or test_data.shape[2] != data.shape[2]:
+            raise InvalidInputError(f"test_repetitions has shape {test_data.shape}; expected ({len(test_rows)} test "
+                                    f"rows, repetitions, {data.shape[2]} targets)")
+    with np.errstate(all="ignore"):
+        Y = np.nanmean(data, axis=1)
+        if test_repetitions is not None:  # the test rows' responses are their repetitions' mean
+            Y[test_rows] = np.nanmean(test_data, axis=1)
+    n_test, reps, n_targets = test_data.shape
+    if ceiling is not None:
+        rel0, ceiling_median, n_unusable, ceiling_record = _external_ceiling(ceiling, n_targets, ceiling_note)
+        halves = None
+    else:
+        if np.isnan(test_data).any():
+            raise InvalidInputError("test presentations lack some repetitions (NaN): a split-half ceiling needs "
+                                    "complete repetitions on the test stimuli; give the dataset's ceiling instead")
+        est = split_half_reliability(test_data, n_splits=n_ceiling_splits, seed=seed)
+        rel0, ceiling_median, n_unusable, ceiling_record = est.reliability, est.median, est.n_unusable, est.to_record()
+        halves = _split_halves(reps, n_ceiling_splits, seed)  # the same halves as the point estimate
+
+    def fit(name):  # one layer at a time: only one layer's out-of-fold predictions are ever held
+        return ridge_cv_multi({name: activations[name]}, Y, outer, alphas, inner_cv=inner_cv, groups=groups,
+                              seed=seed, device=device, dtype=dtype, memory_budget=memory_budget,
+                              reduction=reduction, return_predictions=True)[name]
+
+    boot_device = resolve_device(device)
+    weights = np.vstack([np.full((1, n_test), 1.0 / n_test),
+                         np.random.default_rng(seed).multinomial(n_test, np.full(n_test, 1.0 / n_test),
+                                                                 size=n_bootstrap) / n_test])
+    rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
+    records = {}
+    for name in activations:
+        res = fit(name)
+        records[name] = (res.splits, res.record)
+        r_w, rel_w = _held_out_scores(res.predictions[test_rows], test_data, test_folds, halves, weights,
+                                      boot_device, fixed_ceiling=rel0 if halves is None else None)
+        r = r_w[0]
+        pooled[name] = r
+        ns = normalize_scores(r, rel0)
+        norm[name] = ns
+        frames[name] = pd.DataFrame({"r": r, "r_fold_mean": res.r, "normalized": ns.per_target, "reliability": rel0,
+                                     "usable": ns.usable, "alpha": np.median(res.alphas, axis=0)})
+        usable_r = r[ns.usable]
+        raw = float(np.median(usable_r)) if usable_r.size else float("nan")
+        lo = hi = nlo = nhi = float("nan")
+        if n_bootstrap > 0:
+            braw, bnorm = _medians(r_w[1:], rel_w[1:])
+            boot[name] = {"raw": braw, "normalized": bnorm}
+            lo, hi = np.nanpercentile(braw, [2.5, 97.5])
+            nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
+        rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
+                     "ceiling": ceiling_median, "normalized": ns.score,
+                     "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
+                     "cv_score": float(np.nanmedian(res.cv_scores)),
+                     "n_used": int(ns.usable.sum()), "n_constant": res.n_constant})
+    table = pd.DataFrame(rows)
+    best = str(table.loc[table["cv_score"].idxmax(), "layer"])
+    b = table[table["layer"] == best].iloc[0]
+    ns = norm[best]
+    what = (ceiling_note or "ceiling given by the dataset") if halves is None else (
+        "split-half Spearman-Brown reliability per target")
+    return ScoreResult(
+        model="", weights_id="", trained=True, benchmark=benchmark, layers=table,
+        best_layer=best, raw=float(b["raw"]), ci_low=float(b["ci_low"]),
+        ci_high=float(b["ci_high"]), ceiling=ceiling_median, normalized=float(b["normalized"]),
+        selection=("layer with the best inner-CV score (median over targets of minus the "
+                   "validation MSE, on training stimuli only); scores are held-out"
+                   + (f" on the {n_test} test stimuli of the dataset's split" if outer.kind == "fixed" else "")),
+        ceiling_note=(f"{what}; normalised = median of sign(r) r^2 / ceiling; {n_unusable} targets with unusable "
+                      "ceilings excluded and counted"),
+        metric="ridge-encoding",
+        per_target=frames[best],
+        provenance={"splits": records[best][0].to_record() if len(Y) <= 5000 else
+                    {"kind": records[best][0].kind, "seed": records[best][0].seed},
+                    "ridge": records[best][1], "ceiling": ceiling_record,
+                    "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
+                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
+        bootstrap=boot or None,
+        layer_targets=frames if keep_layer_targets else None,
+    )
