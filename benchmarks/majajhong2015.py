@@ -40,7 +40,7 @@ from neurobench.metrics.pls import pearson_columns, pls_fit
 from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import Splits
 from neurobench.registry import register_benchmark
-from neurobench.result import ScoreResult
+from neurobench.result import Scores
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ class MajajHongPLSBenchmark(_MajajHong):
         super().__init__(identifier, region, description)
         self.n_components, self.n_bootstrap, self.dtype = n_components, n_bootstrap, dtype
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         rec, Y, labels = self._aligned()
         n = len(Y)
         splits = stratified_shuffle_splits(labels)
@@ -351,8 +351,8 @@ class MajajHongPLSBenchmark(_MajajHong):
         per_target = pd.DataFrame({"neuroid_id": rec.neuroid_ids, "region": rec.region,
                                    "r": per_layer[best]["r"].mean(0),
                                    "internal_consistency": ceil_ns[0].mean(0).cpu().numpy()})
-        return ScoreResult(
-            model="", weights_id="", trained=True, benchmark=self.identifier, layers=table, best_layer=best,
+        return Scores(
+            layers=table, best_layer=best,
             raw=b["raw"], ci_low=b["ci_low"], ci_high=b["ci_high"], ceiling=b["ceiling"],
             normalized=b["normalized"],
             selection=("layer with the best inner validation score (per outer split, PLS fitted on 90% of its "
@@ -422,7 +422,7 @@ class MajajHongEncodingBenchmark(_MajajHong):
         self.n_bootstrap, self.dtype, self.alphas = n_bootstrap, dtype, tuple(alphas)
         self.reduction, self.memory_budget = reduction, memory_budget
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         rec, Y, labels = self._aligned()
         dev = resolve_device(device)
         halves = repetition_halves(rec.repetitions)
@@ -430,9 +430,9 @@ class MajajHongEncodingBenchmark(_MajajHong):
         reliability = internal_consistency(rec, uniform, halves)[0].mean(0).cpu().numpy()
         ids = self.stimuli().ids
         result = score_encoding(
-            activations, Y[:, None, :], ids, ids, benchmark=self.identifier, splits=stratified_kfold(labels),
+            activations, Y[:, None, :], ids, ids, splits=stratified_kfold(labels),
             alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
-            reduction=self.reduction, memory_budget=self.memory_budget, ceiling=reliability,
+            reduction=self.reduction, memory_budget=memory_budget if memory_budget is not None else self.memory_budget, ceiling=reliability,
             ceiling_note=("per-neuroid split-half reliability over repetitions (Brain-Score's internal-consistency "
                           "halves: 10 ShuffleSplits of the repetition numbers, random_state=1), Spearman-Brown, "
                           "mean over the 10 halves"),

@@ -515,7 +515,7 @@ class NSDEncodingBenchmark(Benchmark):
             self._stimuli = load_stimuli(images)
         return self._stimuli
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         from neurobench.kinds.per_subject import combine_subjects, row_index
 
         index = row_index(activations, self.stimuli().ids, "NSD")
@@ -538,7 +538,7 @@ class NSDEncodingBenchmark(Benchmark):
         split = fixed_split(ids=ids, train_ids=ids[~data.is_test], test_ids=ids[data.is_test])
         result = score_encoding(
             {name: np.asarray(acts)[rows] for name, acts in activations.items()}, data.responses,
-            data.stimulus_ids, data.stimulus_ids, benchmark=self.identifier, splits=split, inner_cv=self.inner_cv,
+            data.stimulus_ids, data.stimulus_ids, splits=split, inner_cv=self.inner_cv,
             alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
             memory_budget=self.memory_budget, reduction=self.reduction, ceiling=data.ceiling,
             ceiling_note=CEILING_NOTE)

@@ -366,7 +366,7 @@ class PereiraEncoding(Benchmark):
                 for s, Y in responses.items()}
         return self._ceilings[key]
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         ids = self.stimuli().ids
         responses = self.responses()
         ceilings = self.ceilings(responses, seed, device)
@@ -375,7 +375,7 @@ class PereiraEncoding(Benchmark):
         for s, Y in responses.items():
             log.info("%s: scoring subject %s (%d voxels)", self.identifier, s, Y.shape[1])
             per_subject[s] = score_encoding(
-                activations, Y[:, None, :], ids, ids, benchmark=self.identifier, splits=outer, inner_cv=inner,
+                activations, Y[:, None, :], ids, ids, splits=outer, inner_cv=inner,
                 alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
                 memory_budget=self.memory_budget, reduction=self.reduction, ceiling=ceilings[s],
                 ceiling_note=CEILING_NOTE)

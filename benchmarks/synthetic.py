@@ -30,7 +30,7 @@ import torch
 
 from neurobench.data.assemblies import repeated_assembly
 from neurobench.data.stimuli import StimulusSet
-from neurobench.kinds.encoding_benchmark import EncodingBenchmark
+from neurobench.kinds.encoding import EncodingBenchmark
 from neurobench.models.adapter import TorchAdapter
 from neurobench.models.preprocess import ImagePreprocess
 from neurobench.registry import register_benchmark, register_model

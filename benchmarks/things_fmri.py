@@ -342,13 +342,13 @@ class ThingsFmriEncoding(Benchmark):
         acts = {name: (a if same else np.asarray(a)[rows]) for name, a in activations.items()}
         split = fixed_split(ids=data.stimulus_ids, train_ids=data.train_ids, test_ids=data.test_ids)
         return score_encoding(
-            acts, data.responses, data.stimulus_ids, data.stimulus_ids, benchmark=self.identifier, splits=split,
+            acts, data.responses, data.stimulus_ids, data.stimulus_ids, splits=split,
             inner_cv=self.inner_cv, alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device,
             dtype=self.dtype, reduction=self.reduction, memory_budget=self.memory_budget,
             ceiling=data.noise_ceiling, ceiling_note=NC_NOTE if data.noise_ceiling is not None else None,
         ), len(data.voxel_ids)
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         per_subject, n_voxels = {}, {}
         for s in self.subjects:
             per_subject[f"sub-{s}"], n_voxels[f"sub-{s}"] = self.score_subject(activations, s, seed, device)

@@ -360,7 +360,7 @@ class ThingsMEGEncodingBenchmark(Benchmark):
             self._stimuli = load_things_stimuli(ids, "things-meg-exp-test")
         return self._stimuli
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         from neurobench.kinds.per_subject import combine_subjects, row_index
         from neurobench.kinds.temporal_encoding import score_split_encoding
 
@@ -379,9 +379,9 @@ class ThingsMEGEncodingBenchmark(Benchmark):
             rows = np.asarray([index[i] for i in trials.train_ids + trials.test_ids])
             res, layers = score_split_encoding(
                 {name: np.asarray(acts)[rows] for name, acts in activations.items()}, train, test,
-                trials.train_ids, trials.test_ids, benchmark=self.identifier, inner_cv=self.inner_cv,
+                trials.train_ids, trials.test_ids, inner_cv=self.inner_cv,
                 alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
-                memory_budget=self.memory_budget, reduction=self.reduction)
+                memory_budget=memory_budget if memory_budget is not None else self.memory_budget, reduction=self.reduction)
             sensors = np.repeat(np.asarray(trials.channels)[picks], len(times))
             res.per_target["sensor"], res.per_target["time"] = sensors, np.tile(times, len(picks))
             per_subject[subject], per_layer[subject] = res, (layers, res.per_target)

@@ -14,7 +14,7 @@ from neurobench.benchmarks.kriegeskorte2008 import load_stimuli
 from neurobench.errors import NoSheetPositionsError
 from neurobench.kinds.base import Benchmark
 from neurobench.registry import register_benchmark
-from neurobench.result import LAYER_COLUMNS, ScoreResult
+from neurobench.result import LAYER_COLUMNS, Scores
 from neurobench.topography import (
     NO_POSITIONS_HINT,
     effective_dimensionality,
@@ -68,7 +68,7 @@ class TopoBenchmark(Benchmark):
             adapter.readout = previous
             self._adapter = None
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         labels = self.stimuli().labels
         rows, skipped = [], []
         for layer, x in activations.items():
@@ -86,8 +86,8 @@ class TopoBenchmark(Benchmark):
             )
         table = pd.DataFrame(rows)
         table = table[LAYER_COLUMNS + [c for c in table.columns if c not in LAYER_COLUMNS]]
-        return ScoreResult(
-            model="", weights_id="", trained=True, benchmark=self.identifier, layers=table,
+        return Scores(
+            layers=table,
             best_layer="(mean over layers)", raw=float(table["raw"].mean()),
             ci_low=float("nan"), ci_high=float("nan"), ceiling=None, normalized=None,
             selection=f"mean over {len(rows)} layer(s)"

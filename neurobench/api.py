@@ -64,6 +64,8 @@ def score(
     seed: int = 0,
     store: ResultStore | str | Path | bool | None = None,
     cache: bool = True,
+    memory_budget: int | None = None,
+    options: dict | None = None,
 ) -> ScoreResult:
     """Score one model on one benchmark; returns a ScoreResult (per-layer table in `.layers`).
 
@@ -72,7 +74,10 @@ def score(
     """
     adapter = load_model(model, weights=weights, seed=seed)
     bench = load_benchmark(benchmark)
-    result = bench.score(adapter, layers=layers, batch_size=batch_size, device=device, seed=seed, cache=cache)
+    if options:
+        bench.configure(**options)
+    result = bench.score(adapter, layers=layers, batch_size=batch_size, device=device, seed=seed, cache=cache,
+                         memory_budget=memory_budget)
     if store:
         target = store if isinstance(store, ResultStore) else ResultStore(None if store is True else store)
         target.add(result)

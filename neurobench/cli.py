@@ -199,14 +199,13 @@ def cmd_score(args) -> int:
                 err.print(escape(f"skipped {name}: {skip}"))
             continue
         bench = load_benchmark(name)
-        if args.memory_budget and hasattr(bench, "memory_budget"):
-            bench.memory_budget = _parse_bytes(args.memory_budget)
-        if args.reduction and hasattr(bench, "reduction"):
-            bench.reduction = None if args.reduction == "none" else args.reduction
+        if args.reduction and "reduction" in bench.options():
+            bench.configure(reduction=None if args.reduction == "none" else args.reduction)
         start = time.perf_counter()
         try:
             result = score(adapter, bench, layers=args.layers, device=args.device, batch_size=args.batch_size,
-                           seed=args.seed, cache=not args.no_cache)
+                           seed=args.seed, cache=not args.no_cache,
+                           memory_budget=_parse_bytes(args.memory_budget) if args.memory_budget else None)
         except NeurobenchError as exc:
             if args.benchmark:
                 raise

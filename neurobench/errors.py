@@ -71,3 +71,7 @@ class LayerError(NeurobenchError, KeyError):
 
 class NoSheetPositionsError(NeurobenchError):
     """A layer has no positions on a 2-D cortical sheet."""
+
+
+class InvalidOptionError(NeurobenchError, ValueError):
+    """A benchmark option the kind does not declare, or a value it does not accept."""

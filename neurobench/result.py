@@ -1,7 +1,9 @@
-"""ScoreResult: one model on one benchmark, with per-layer table, ceiling, CI and provenance."""
+"""Scores (what a benchmark computes from activations) and ScoreResult (the same, for a named model,
+with provenance): per-layer table, headline, ceiling, CI."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,19 +13,17 @@ import pandas as pd
 LAYER_COLUMNS = ["layer", "raw", "ci_low", "ci_high", "ceiling", "normalized"]
 
 
-@dataclass
-class ScoreResult:
-    """What a benchmark says about a model.
+@dataclass(kw_only=True)
+class Scores:
+    """What a benchmark computes from a model's activations, before the model is named.
 
     `layers` has one row per scored layer (LAYER_COLUMNS, plus benchmark-specific columns).
     The headline (`raw`, `normalized`, `ci_*`) is the best layer's, chosen as `selection` says.
     `ceiling` is None when the data give no ceiling; `ceiling_note` then says why.
+    `Benchmark.score` turns Scores into a ScoreResult by adding the model's identity and the
+    run's provenance.
     """
 
-    model: str
-    weights_id: str
-    trained: bool
-    benchmark: str
     layers: pd.DataFrame
     best_layer: str
     raw: float
@@ -40,6 +40,23 @@ class ScoreResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     bootstrap: dict[str, dict[str, Any]] | None = None  # layer -> {"raw": (B,), "normalized": (B,)}; not stored
     layer_targets: dict[str, pd.DataFrame] | None = None  # every layer's per-target values, when asked; not stored
+
+
+@dataclass(kw_only=True)
+class ScoreResult(Scores):
+    """What a benchmark says about a model: its Scores plus the model's identity and provenance."""
+
+    model: str
+    weights_id: str
+    trained: bool
+    benchmark: str
+
+    @classmethod
+    def from_scores(cls, scores: Scores, *, model: str, weights_id: str, trained: bool, benchmark: str,
+                    provenance: dict[str, Any] | None = None) -> ScoreResult:
+        fields_ = {f.name: getattr(scores, f.name) for f in dataclasses.fields(Scores)}
+        fields_["provenance"] = {**scores.provenance, **(provenance or {})}
+        return cls(model=model, weights_id=weights_id, trained=trained, benchmark=benchmark, **fields_)
 
     @property
     def model_display(self) -> str:

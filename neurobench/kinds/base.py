@@ -1,4 +1,10 @@
-"""Benchmark base class: owns stimuli and data, scores a model's layers, returns a ScoreResult."""
+"""Benchmark base class: owns stimuli and data, scores a model's layers, returns a ScoreResult.
+
+A kind (RSA, encoding, ...) implements `score_activations(activations, seed, device,
+memory_budget) -> Scores`; `score` extracts the activations, calls it, and makes the ScoreResult
+(the model's identity, the options in effect and the run's provenance). Options are declared on
+the kind (`neurobench.options`) and set with `configure` or the constructor's keyword arguments.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +17,24 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
-from .. import __version__
 from ..data.files import availability, recorded_digest, select_files
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..models.adapter import Adapter
-from ..result import ScoreResult
+from ..options import configure, declared_options, documented_options, option_values
+from ..result import ScoreResult, Scores
+from ..version import __version__
 
 log = logging.getLogger(__name__)
 
 
 class Benchmark:
     """Subclasses set `identifier`, `datasets` (manifest names) and implement `stimuli` and
-    `score_activations`. Data loading is lazy so `neurobench list` stays instant."""
+    `score_activations`. Data loading is lazy so `neurobench list` stays instant.
+
+    Options are class attributes made with `neurobench.options.option` and documented in the
+    numpydoc Parameters section of the kind's docstring; `configure(**options)` sets them.
+    """
 
     identifier: str = ""
     description: str = ""
@@ -82,10 +93,36 @@ class Benchmark:
             self._stimuli = self._load_stimuli()
         return self._stimuli
 
-    def score_activations(self, activations: dict[str, np.ndarray], seed: int, device: torch.device) -> ScoreResult:
+    # ------------------------------------------------------------------ options
+
+    def configure(self, **options) -> Benchmark:
+        """Set declared options (unknown names and bad values raise InvalidOptionError). Returns self."""
+        configure(self, options)
+        return self
+
+    def configure_from_text(self, options: dict[str, str]) -> Benchmark:
+        """Set options from command-line text (`--option name=value`), parsed by each option."""
+        configure(self, options, from_text=True)
+        return self
+
+    @classmethod
+    def options(cls) -> dict[str, str]:
+        """Each option this kind accepts -> its documentation (type: description)."""
+        docs = documented_options(cls)
+        return {name: docs.get(name, "") for name in declared_options(cls)}
+
+    def option_values(self) -> dict:
+        """The options in effect (set or default)."""
+        return option_values(self)
+
+    # ------------------------------------------------------------------ scoring
+
+    def score_activations(self, activations: dict[str, np.ndarray], seed: int = 0,
+                          device: str | torch.device = "cpu", memory_budget: int | None = None) -> Scores:
         """Score precomputed activations (rows aligned with `self.stimuli().ids`).
 
-        The returned ScoreResult has model fields left empty; `score` fills them.
+        `memory_budget` (bytes) bounds the kind's working memory where it chunks (None: from free
+        memory). Returns Scores; `score` adds the model's identity and provenance.
         """
         raise NotImplementedError
 
@@ -97,15 +134,16 @@ class Benchmark:
         device: str | torch.device = "auto",
         seed: int = 0,
         cache: bool = True,
+        memory_budget: int | None = None,
     ) -> ScoreResult:
+        """Extract the adapter's activations for this benchmark's stimuli and score them."""
         dev = resolve_device(device)
         start = time.perf_counter()
         stimuli = self.stimuli()
         acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache)
-        result = self.score_activations(acts, seed=seed, device=dev)
-        result.model, result.weights_id, result.trained = adapter.identifier, adapter.weights_id, adapter.trained
-        result.benchmark = self.identifier
-        result.provenance.update({
+        scores = self.score_activations(acts, seed=seed, device=dev, memory_budget=memory_budget)
+        return ScoreResult.from_scores(scores, model=adapter.identifier, weights_id=adapter.weights_id,
+                                       trained=adapter.trained, benchmark=self.identifier, provenance={
             "neurobench_version": __version__,
             "torch_version": torch.__version__,
             "python": platform.python_version(),
@@ -117,5 +155,17 @@ class Benchmark:
             "device": str(dev),
             "duration_s": round(time.perf_counter() - start, 3),
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "options": {k: _jsonable(v) for k, v in self.option_values().items()},
         })
-        return result
+
+
+def _jsonable(value):
+    """Option values as JSON-friendly data (tuples to lists, objects to their record or repr)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_record"):
+        rec = value.to_record()
+        return {k: v for k, v in rec.items() if k != "folds"}
+    return repr(value)

@@ -15,23 +15,28 @@ together, so they cover the uncertainty of generalising to new stimuli.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import xarray as xr
 
+from ..data.assemblies import align_to
+from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..errors import AlignmentError, InvalidInputError
 from ..metrics.ceiling import normalize_scores, split_half_reliability
 from ..metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
 from ..metrics.splits import Splits, kfold_splits
-from ..result import ScoreResult
+from ..options import int_at_least, non_negative_int, one_of, option, positive_floats
+from ..result import Scores
+from .base import Benchmark
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_aligned", "score_encoding"]
+__all__ = ["EncodingBenchmark", "check_aligned", "score_encoding"]
 
 
 def check_aligned(activation_ids: Sequence, response_ids: Sequence, what: str = "responses") -> None:
@@ -149,7 +154,6 @@ def score_encoding(
     activation_ids: Sequence,
     response_ids: Sequence,
     *,
-    benchmark: str = "",
     splits: int | Splits = 5,
     inner_cv: int = 5,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
@@ -164,7 +168,7 @@ def score_encoding(
     ceiling_note: str | None = None,
     test_repetitions: Any = None,
     keep_layer_targets: bool = False,
-) -> ScoreResult:
+) -> Scores:
     """Score layers against `responses` (presentations x repetitions x targets).
 
     Rows of every activation matrix must follow `activation_ids`; presentations of
@@ -257,9 +261,8 @@ def score_encoding(
     ns = norm[best]
     what = (ceiling_note or "ceiling given by the dataset") if halves is None else (
         "split-half Spearman-Brown reliability per target")
-    return ScoreResult(
-        model="", weights_id="", trained=True, benchmark=benchmark, layers=table,
-        best_layer=best, raw=float(b["raw"]), ci_low=float(b["ci_low"]),
+    return Scores(
+        layers=table, best_layer=best, raw=float(b["raw"]), ci_low=float(b["ci_low"]),
         ci_high=float(b["ci_high"]), ceiling=ceiling_median, normalized=float(b["normalized"]),
         selection=("layer with the best inner-CV score (median over targets of minus the "
                    "validation MSE, on training stimuli only); scores are held-out"
@@ -276,3 +279,74 @@ def score_encoding(
         bootstrap=boot or None,
         layer_targets=frames if keep_layer_targets else None,
     )
+
+
+def _splits(value):
+    if isinstance(value, Splits):
+        return value
+    return int_at_least(2)(value)
+
+
+def _inner_cv(value):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int_at_least(2)(value)
+    return value  # explicit folds (a Splits, or one per outer fold) from a dataset declaration
+
+
+class EncodingBenchmark(Benchmark):
+    """Stimuli + a (presentation x repetition x neuroid) assembly, scored with `score_encoding`.
+
+    Folds are grouped by stimulus and seeded; the layer is chosen by inner cross-validation on
+    training stimuli only; scores are normalised per target by the split-half Spearman-Brown
+    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling).
+
+    Parameters
+    ----------
+    splits : int or Splits
+        Outer cross-validation: k seeded folds grouped by stimulus, or a dataset's fixed split
+        (`fixed_split`); scores are held out on the test rows.
+    inner_cv : int
+        Inner folds (on each outer training set) that choose every target's ridge alpha and the
+        headline layer.
+    alphas : list of float
+        The ridge penalty grid (command line: comma-separated, or logspace(lo,hi,n)).
+    n_bootstrap : int
+        Stimulus-bootstrap resamples for the confidence intervals (0: none).
+    reduction : {None, 'srp', 'pca'}
+        Shrink wide layers before the ridge: sparse random projection to the
+        Johnson-Lindenstrauss dimension, or PCA fitted on each outer fold's training rows.
+    dtype : {'float32', 'float64'}
+        Precision of the ridge (float64 for validation against references).
+    """
+
+    splits = option(5, _splits)
+    inner_cv = option(5, _inner_cv)
+    alphas = option(DEFAULT_ALPHAS, positive_floats)
+    n_bootstrap = option(1000, non_negative_int)
+    reduction = option(None, one_of(None, "srp", "pca", "none"))
+    dtype = option("float32", one_of("float32", "float64"))
+    metric = "ridge-encoding"
+
+    def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],
+                 load_stimuli: Callable[[], StimulusSet], load_assembly: Callable[[], xr.DataArray],
+                 **options):
+        self.identifier, self.description, self.datasets = identifier, description, datasets
+        self._load_stimuli, self._load_assembly = load_stimuli, load_assembly
+        self._stimuli: StimulusSet | None = None
+        self.configure(**options)
+
+    def encoding_options(self) -> dict:
+        """The keyword arguments of `score_encoding` that come from this kind's options."""
+        return {"splits": self.splits, "inner_cv": self.inner_cv, "alphas": self.alphas,
+                "n_bootstrap": self.n_bootstrap, "dtype": self.dtype,
+                "reduction": None if self.reduction == "none" else self.reduction}
+
+    def assembly(self) -> xr.DataArray:
+        return align_to(self._load_assembly(), self.stimuli().ids, what=f"{self.identifier} responses")
+
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
+        ids = self.stimuli().ids
+        result = score_encoding(activations, self.assembly(), ids, ids, seed=seed, device=device,
+                                memory_budget=memory_budget, **self.encoding_options())
+        result.provenance["reduction"] = self.reduction
+        return result

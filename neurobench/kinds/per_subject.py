@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..result import ScoreResult
+from ..result import Scores
 
 __all__ = ["combine_subjects", "row_index"]
 
@@ -33,7 +33,7 @@ def row_index(activations: Mapping[str, Any], ids: Sequence[str], what: str) -> 
     return {sid: row for row, sid in enumerate(ids)}
 
 
-def _mean_samples(per_subject: Mapping[str, ScoreResult], layer: str, key: str) -> np.ndarray | None:
+def _mean_samples(per_subject: Mapping[str, Scores], layer: str, key: str) -> np.ndarray | None:
     samples = []
     for res in per_subject.values():
         if not res.bootstrap or layer not in res.bootstrap:
@@ -51,7 +51,7 @@ def _interval(samples: np.ndarray | None) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def combine_subjects(per_subject: Mapping[str, ScoreResult], benchmark: str, note: str = "") -> ScoreResult:
+def combine_subjects(per_subject: Mapping[str, Scores], benchmark: str, note: str = "") -> Scores:
     """Mean over subjects per layer; the headline layer maximises the mean inner-CV score."""
     if not per_subject:
         raise InvalidInputError(f"{benchmark}: no subject results to combine")
@@ -90,8 +90,8 @@ def combine_subjects(per_subject: Mapping[str, ScoreResult], benchmark: str, not
                                       for k in ("raw", "normalized")}}
         for s, r in per_subject.items()
     }
-    return ScoreResult(
-        model="", weights_id="", trained=True, benchmark=benchmark, layers=table, best_layer=best,
+    return Scores(
+        layers=table, best_layer=best,
         raw=float(b["raw"]), ci_low=float(b["ci_low"]), ci_high=float(b["ci_high"]),
         ceiling=float(b["ceiling"]), normalized=float(b["normalized"]),
         selection=(f"one layer for all {len(per_subject)} subjects: the best mean over subjects of the inner-CV "

@@ -15,19 +15,14 @@ import pandas as pd
 import torch
 
 from ..data.stimuli import StimulusSet
-from ..metrics.rdm import compute_rdms, square_form, upper_triangle
-from ..metrics.rsa import score_rdms
-from ..result import ScoreResult
+from ..metrics.inference import score_rdms
+from ..metrics.rdm import compute_rdms, subset_condensed, upper_triangle
+from ..options import non_negative_int, option
+from ..result import Scores
 from .base import Benchmark
+from .selection import half_split
 
 log = logging.getLogger(__name__)
-
-
-def subset_condensed(vectors: torch.Tensor, index: np.ndarray) -> torch.Tensor:
-    """Condensed RDMs (..., K) restricted to the stimuli in `index`."""
-    idx = torch.as_tensor(index, device=vectors.device)
-    square = square_form(vectors)
-    return upper_triangle(square[..., idx, :][..., :, idx])
 
 
 class RSABenchmark(Benchmark):
@@ -36,8 +31,16 @@ class RSABenchmark(Benchmark):
     `load_data` returns (stimulus ids, data RDMs (S, n, n) or condensed (S, K), ceiling note or "").
     With S >= 2 subjects the Nili et al. (2014) noise ceiling is estimated; with one RDM the result
     carries no ceiling and says why. `transform` (e.g. the geo-topological transform) is applied to
-    model and data RDMs alike before comparison.
+    model and data RDMs alike before comparison. The comparator, RDM method and transform are part
+    of what the benchmark is (its declaration), not options.
+
+    Parameters
+    ----------
+    n_bootstrap : int
+        Stimulus-bootstrap resamples for the confidence intervals (percentile, 95%); 0 for none.
     """
+
+    n_bootstrap = option(1000, non_negative_int)
 
     def __init__(
         self,
@@ -50,13 +53,13 @@ class RSABenchmark(Benchmark):
         rdm_method: str = "correlation",
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         transform_name: str = "",
-        n_bootstrap: int = 1000,
+        **options,
     ):
         self.identifier, self.description, self.datasets = identifier, description, datasets
         self._load_stimuli, self._load_data = load_stimuli, load_data
         self.comparator, self.rdm_method = comparator, rdm_method
         self.transform, self.transform_name = transform, transform_name
-        self.n_bootstrap = n_bootstrap
+        self.configure(**options)
         self.metric = f"rsa-{comparator}" + (f"+{transform_name}" if transform_name else "")
         self._stimuli: StimulusSet | None = None
 
@@ -71,7 +74,7 @@ class RSABenchmark(Benchmark):
     def _prepare(self, condensed: torch.Tensor) -> torch.Tensor:
         return self.transform(condensed) if self.transform is not None else condensed
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         names = list(activations)
         data, note = self.data_rdms(device)
         model = torch.stack([
@@ -95,8 +98,7 @@ class RSABenchmark(Benchmark):
         if full.ceiling_upper is not None:
             table["ceiling_upper"] = full.ceiling_upper
 
-        order = np.random.default_rng(seed).permutation(n_stim)
-        select, held_out = np.sort(order[: n_stim // 2]), np.sort(order[n_stim // 2:])
+        select, held_out = half_split(n_stim, seed)
         sel = score_rdms(self._prepare(subset_condensed(model, select)), self._prepare(subset_condensed(data, select)),
                          seed=seed, method=self.comparator, n_bootstrap=0, bootstrap="stimuli")
         best = int(torch.argmax(sel.score))
@@ -104,8 +106,8 @@ class RSABenchmark(Benchmark):
                           self._prepare(subset_condensed(data, held_out)), seed=seed, **common)
         raw = float(test.score[0])
         ceil_h = test.ceiling_lower
-        return ScoreResult(
-            model="", weights_id="", trained=True, benchmark=self.identifier, layers=table,
+        return Scores(
+            layers=table,
             best_layer=names[best], raw=raw, ci_low=float(test.ci_low[0]), ci_high=float(test.ci_high[0]),
             ceiling=ceil_h, normalized=(raw / ceil_h) if ceil_h else None,
             ceiling_lower=ceil_h, ceiling_upper=test.ceiling_upper,

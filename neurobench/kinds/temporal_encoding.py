@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..metrics.splits import fixed_split
-from ..result import ScoreResult
+from ..result import Scores
 from .encoding import score_encoding
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ def _check(train: np.ndarray, test: np.ndarray, train_ids: Sequence, test_ids: S
 
 def score_split_encoding(activations: Mapping[str, Any], train: np.ndarray, test: np.ndarray,
                          train_ids: Sequence, test_ids: Sequence, **kwargs: Any
-                         ) -> tuple[ScoreResult, dict[str, dict[str, np.ndarray]]]:
+                         ) -> tuple[Scores, dict[str, dict[str, np.ndarray]]]:
     """Score layers whose activation rows follow `train_ids` then `test_ids` (keyword arguments
     go to `score_encoding`).
 
-    Returns the ScoreResult and, per layer, the per-target held-out `r`, `normalized`, `usable`,
+    Returns the Scores and, per layer, the per-target held-out `r`, `normalized`, `usable`,
     `alpha` and `r_fold_mean` arrays.
     """
     _check(train, test, train_ids, test_ids)

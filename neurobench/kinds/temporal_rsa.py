@@ -28,11 +28,14 @@ import torch
 
 from ..data.stimuli import StimulusSet
 from ..errors import InvalidInputError
-from ..metrics.rdm import compute_rdms, n_stimuli_from_length, upper_triangle
-from ..metrics.rsa import canonical_method, compare_rdms, score_rdms
+from ..metrics.inference import score_rdms
+from ..metrics.rdm import compute_rdms, n_stimuli_from_length, pair_positions, upper_triangle
+from ..metrics.rsa import canonical_method, compare_rdms
 from ..metrics.temporal import time_resolved_rsa
-from ..result import ScoreResult
+from ..options import finite_float, int_at_least, non_negative_int, option
+from ..result import Scores
 from .base import Benchmark
+from .selection import half_split
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +61,6 @@ class TemporalData:
         if any(len(p[1]) != len(times) or not np.allclose(p[1], times) for p in parts):
             raise InvalidInputError("subjects have different time axes; crop or resample them alike")
         return cls(list(ids), torch.stack([p[0] for p in parts]), times, list(subjects), note)
-
-
-def condensed_subset(n: int, index: np.ndarray, device=None) -> torch.Tensor:
-    """Positions in a condensed RDM over n stimuli of the pairs among `index` (sorted, unique)."""
-    idx = torch.as_tensor(np.asarray(index), dtype=torch.long, device=device)
-    a, b = torch.triu_indices(len(idx), len(idx), offset=1, device=device)
-    lo, hi = idx[a], idx[b]
-    return lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
 
 
 def sliding_windows(rdms: torch.Tensor, times: np.ndarray, width: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -103,18 +98,34 @@ class TemporalRSABenchmark(Benchmark):
     """Model RDMs per layer vs data RDMs per subject per time point (see the module docstring).
 
     `load_data` returns a `TemporalData` whose ids are exactly the stimulus set's ids, in order.
+
+    Parameters
+    ----------
+    window : float
+        Width in seconds of the sliding boxcar windows over which data RDMs are averaged for the
+        headline and the per-layer scores.
+    n_bootstrap : int
+        Stimulus-bootstrap resamples for the headline's confidence interval (0: none).
+    n_bootstrap_layers : int
+        Stimulus-bootstrap resamples for each layer's interval in the per-layer table.
+    n_bootstrap_latency : int or None
+        Resamples for the peak-latency intervals (None: 1,000 with several subjects, where
+        resampling subjects is cheap, else 100 stimulus resamples).
     """
+
+    window = option(0.05, finite_float)
+    n_bootstrap = option(1000, non_negative_int)
+    n_bootstrap_layers = option(200, non_negative_int)
+    n_bootstrap_latency = option(None, int_at_least(0))
 
     def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],
                  load_stimuli: Callable[[], StimulusSet], load_data: Callable[[], TemporalData],
-                 comparator: str = "spearman", rdm_method: str = "correlation", window: float = 0.05,
-                 n_bootstrap: int = 1000, n_bootstrap_layers: int = 200, n_bootstrap_latency: int | None = None,
-                 data_files: tuple[tuple[str, str], ...] = ()):
+                 comparator: str = "spearman", rdm_method: str = "correlation",
+                 data_files: tuple[tuple[str, str], ...] = (), **options):
         self.identifier, self.description, self.datasets = identifier, description, datasets
         self._load_stimuli, self._load_data = load_stimuli, load_data
         self.comparator, self.rdm_method = canonical_method(comparator), rdm_method
-        self.window, self.n_bootstrap, self.n_bootstrap_layers = window, n_bootstrap, n_bootstrap_layers
-        self.n_bootstrap_latency = n_bootstrap_latency
+        self.configure(**options)
         if data_files:
             self.data_files = tuple(data_files)
         self.metric = f"temporal-rsa-{self.comparator}"
@@ -159,7 +170,7 @@ class TemporalRSABenchmark(Benchmark):
 
     # ------------------------------------------------------------------ scoring
 
-    def score_activations(self, activations, seed, device):
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         names = list(activations)
         data, times, meta = self.data_rdms(device)
         model = torch.stack([
@@ -177,19 +188,18 @@ class TemporalRSABenchmark(Benchmark):
         starts, ends = starts[cand], ends[cand]
         table = self._layer_table(names, model, win, starts, ends, course, seed)
 
-        order = np.random.default_rng(seed).permutation(n_stim)
-        select, held_out = np.sort(order[: n_stim // 2]), np.sort(order[n_stim // 2:])
-        pos = condensed_subset(n_stim, select, device)
+        select, held_out = half_split(n_stim, seed)
+        pos, _ = pair_positions(n_stim, select, data.device)
         sel = compare_rdms(model[:, pos], win[..., pos], self.comparator).mean(1)  # (L, W)
         flat = int(torch.argmax(sel))
         best, w = divmod(flat, sel.shape[1])
-        pos = condensed_subset(n_stim, held_out, device)
+        pos, _ = pair_positions(n_stim, held_out, data.device)
         test = score_rdms(model[best:best + 1, pos], win[:, w, pos], self.comparator, n_bootstrap=self.n_bootstrap,
                           seed=seed, bootstrap="stimuli")
         raw, ceil = float(test.score[0]), test.ceiling_lower
         window = _fmt_ms(starts[w], ends[w])
-        return ScoreResult(
-            model="", weights_id="", trained=True, benchmark=self.identifier, layers=table, best_layer=names[best],
+        return Scores(
+            layers=table, best_layer=names[best],
             raw=raw, ci_low=float(test.ci_low[0]), ci_high=float(test.ci_high[0]), ceiling=ceil,
             normalized=(raw / ceil) if ceil else None, ceiling_lower=ceil, ceiling_upper=test.ceiling_upper,
             selection=(f"layer {names[best]} and time window {window} chosen together on a random half of the "

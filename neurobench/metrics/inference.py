@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..errors import InvalidInputError
 from . import ranks
-from .rdm import n_stimuli_from_length
-from .rsa import BOOTSTRAP_KINDS, _condensed, canonical_method, compare_rdms
+from .rdm import n_stimuli_from_length, pair_positions
+from .rsa import BOOTSTRAP_KINDS, _condensed, canonical_method, compare_rdms, noise_ceiling
 from .weighted import WEIGHTED_METHODS, pair_weights, weighted_compare
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,8 @@ def bootstrap_indices(n_stimuli: int, n_subjects: int, n_bootstrap: int, kind: s
 def resample_condensed(v: torch.Tensor, idx) -> torch.Tensor:
     """Condensed RDMs (..., K) over stimuli resampled by `idx` (with repeats), as rsatoolbox's
     `subsample_pattern` builds them: pairs of a stimulus with its own copy are NaN."""
-    n = n_stimuli_from_length(v.shape[-1])
-    idx = torch.as_tensor(np.asarray(idx), device=v.device, dtype=torch.long)
-    a, b = torch.triu_indices(len(idx), len(idx), offset=1, device=v.device)
-    ia, ib = idx[a], idx[b]
-    lo, hi = torch.minimum(ia, ib), torch.maximum(ia, ib)
-    same = lo == hi
-    pos = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
-    out = v[..., pos.clamp(0, v.shape[-1] - 1)]
+    pos, same = pair_positions(n_stimuli_from_length(v.shape[-1]), idx, v.device)
+    out = v[..., pos]
     if bool(same.any()):
         out = out.clone()
         out[..., same] = float("nan")
@@ -161,3 +155,70 @@ def compare_models(rdm_a, rdm_b, data_rdms, method: str = "tau_a", n_bootstrap: 
     nb = d.numel()
     p = min(1.0, 2 * min(float((d <= 0).sum() + 1), float((d >= 0).sum() + 1)) / (nb + 1))
     return ModelComparison(diff, float(lo[0]), float(hi[0]), p, nb, bootstrap, method)
+
+
+# ---------------------------------------------------------------- bootstrapped scores
+
+@dataclass
+class RSAScores:
+    """Per-layer RSA scores with the noise ceiling and bootstrap CIs (all on the input device)."""
+
+    score: torch.Tensor  # (L,) mean over subjects
+    per_subject: torch.Tensor  # (L, S)
+    ceiling_lower: float | None
+    ceiling_upper: float | None
+    ci_low: torch.Tensor  # (L,) percentile bootstrap CI; NaN when n_bootstrap == 0
+    ci_high: torch.Tensor
+    n_bootstrap: int
+    seed: int
+    method: str
+    bootstrap: str = "stimuli"
+    ci: float = 0.95
+    sem: torch.Tensor | None = None  # (L,) fixed-effects SEM over subjects (None when S == 1)
+    ceiling_note: str = ""
+    samples: torch.Tensor | None = field(default=None, repr=False)  # (B, L) bootstrap means
+
+
+def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 1000,
+               seed: int = 0, bootstrap: str = "stimuli", ci: float = 0.95, *, device=None,
+               dtype=None, ceiling: bool = True, backend: str = "auto") -> RSAScores:
+    """Score L model RDMs (L, K) against S subject RDMs (S, K): per-subject similarities, their
+    mean, Nili noise ceiling (S >= 2), fixed-effects SEM over subjects, and a percentile bootstrap
+    CI of the subject-mean over stimuli, subjects or both (seeded, reproducible)."""
+    method = canonical_method(method)
+    if not 0 < ci < 1:
+        raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
+    if n_bootstrap < 0:
+        raise InvalidInputError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    x = _condensed(model_rdms, device, dtype, "model RDMs")
+    y = _condensed(data_rdms, x.device, x.dtype, "data RDMs")
+    x = x.reshape(-1, x.shape[-1]) if x.ndim == 1 else x
+    y = y.reshape(-1, y.shape[-1]) if y.ndim == 1 else y
+    if x.ndim != 2 or y.ndim != 2:
+        raise InvalidInputError(f"score_rdms takes (L, K) and (S, K); got {tuple(x.shape)}, {tuple(y.shape)}")
+    per_subject = compare_rdms(x, y, method, backend=backend)
+    score = per_subject.mean(dim=1)
+    s = y.shape[0]
+    sem = per_subject.std(dim=1) / math.sqrt(s) if s > 1 else None
+    lower = upper = None
+    note = ""
+    if ceiling and s >= 2:
+        lower, upper = noise_ceiling(y, method)
+        note = (f"Nili et al. (2014) noise ceiling over {s} subject RDMs: lower = leave-one-subject-"
+                f"out pooled RDM, upper = all-subject pooled RDM ({method} pooling)")
+    elif ceiling:
+        note = ("no noise ceiling: a single data RDM gives no between-subject variability to "
+                "estimate one from")
+    nan = torch.full_like(score, float("nan"))
+    ci_low, ci_high, samples = nan, nan.clone(), None
+    if n_bootstrap > 0:
+        if bootstrap in ("subjects", "both") and s < 2:
+            raise InvalidInputError("bootstrapping subjects needs >= 2 subject RDMs; use bootstrap='stimuli'")
+        samples = bootstrap_scores(x, y, method, n_bootstrap, seed, bootstrap, backend=backend)
+        alpha = (1 - ci) / 2
+        q = torch.tensor([alpha, 1 - alpha], dtype=samples.dtype, device=samples.device)
+        ci_low, ci_high = torch.nanquantile(samples, q, dim=0)
+    return RSAScores(score=score, per_subject=per_subject, ceiling_lower=lower,
+                     ceiling_upper=upper, ci_low=ci_low, ci_high=ci_high, n_bootstrap=n_bootstrap,
+                     seed=seed, method=method, bootstrap=bootstrap, ci=ci, sem=sem,
+                     ceiling_note=note, samples=samples)

@@ -85,6 +85,29 @@ def square_form(vectors) -> torch.Tensor:
     return out
 
 
+def pair_positions(n: int, index, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the pairs among stimuli `index` (in that order; repeats allowed) sit in a condensed
+    RDM over n stimuli, and which of those pairs are a stimulus with itself (no position of its
+    own: its entry is clamped and must be masked by the caller)."""
+    idx = torch.as_tensor(np.asarray(index), dtype=torch.long, device=device)
+    a, b = torch.triu_indices(len(idx), len(idx), offset=1, device=idx.device)
+    ia, ib = idx[a], idx[b]
+    lo, hi = torch.minimum(ia, ib), torch.maximum(ia, ib)
+    same = lo == hi
+    pos = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
+    return pos.clamp(0, max(n * (n - 1) // 2 - 1, 0)), same
+
+
+def subset_condensed(vectors: torch.Tensor, index) -> torch.Tensor:
+    """Condensed RDMs (..., K) restricted to the (distinct) stimuli in `index`, in that order."""
+    n = n_stimuli_from_length(vectors.shape[-1])
+    pos, same = pair_positions(n, index, vectors.device)
+    if bool(same.any()):
+        raise InvalidInputError("subset_condensed takes distinct stimuli; resample with repeats through "
+                                "metrics.inference.resample_condensed")
+    return vectors[..., pos]
+
+
 def validate_rdms(rdms, atol: float = 1e-8, rtol: float = 1e-6) -> torch.Tensor:
     """Check square RDMs (..., n, n): n >= 3, symmetric, zero diagonal. Returns them as a tensor.
 

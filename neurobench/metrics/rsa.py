@@ -1,4 +1,5 @@
-"""RDM comparators, the Nili et al. (2014) noise ceiling, and bootstrapped RSA scores, batched.
+"""RDM comparators and the Nili et al. (2014) noise ceiling, batched (bootstrapped scores are in
+`metrics.inference`, which builds on these).
 
 Every comparator follows rsatoolbox 0.3.2's definition (`rsatoolbox.rdm.compare`):
 - `tau_a`: Kendall tau-a, (concordant - discordant) / (K(K-1)/2), ties count as neither;
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -258,72 +258,3 @@ def noise_ceiling(data_rdms, method: str = "tau_a", device=None, dtype=None) -> 
         for i in range(s)
     ])
     return float(lower.mean()), float(upper.mean())
-
-
-# ---------------------------------------------------------------- bootstrapped scores
-
-@dataclass
-class RSAScores:
-    """Per-layer RSA scores with the noise ceiling and bootstrap CIs (all on the input device)."""
-
-    score: torch.Tensor  # (L,) mean over subjects
-    per_subject: torch.Tensor  # (L, S)
-    ceiling_lower: float | None
-    ceiling_upper: float | None
-    ci_low: torch.Tensor  # (L,) percentile bootstrap CI; NaN when n_bootstrap == 0
-    ci_high: torch.Tensor
-    n_bootstrap: int
-    seed: int
-    method: str
-    bootstrap: str = "stimuli"
-    ci: float = 0.95
-    sem: torch.Tensor | None = None  # (L,) fixed-effects SEM over subjects (None when S == 1)
-    ceiling_note: str = ""
-    samples: torch.Tensor | None = field(default=None, repr=False)  # (B, L) bootstrap means
-
-
-def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 1000,
-               seed: int = 0, bootstrap: str = "stimuli", ci: float = 0.95, *, device=None,
-               dtype=None, ceiling: bool = True, backend: str = "auto") -> RSAScores:
-    """Score L model RDMs (L, K) against S subject RDMs (S, K): per-subject similarities, their
-    mean, Nili noise ceiling (S >= 2), fixed-effects SEM over subjects, and a percentile bootstrap
-    CI of the subject-mean over stimuli, subjects or both (seeded, reproducible)."""
-    method = canonical_method(method)
-    if not 0 < ci < 1:
-        raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
-    if n_bootstrap < 0:
-        raise InvalidInputError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
-    x = _condensed(model_rdms, device, dtype, "model RDMs")
-    y = _condensed(data_rdms, x.device, x.dtype, "data RDMs")
-    x = x.reshape(-1, x.shape[-1]) if x.ndim == 1 else x
-    y = y.reshape(-1, y.shape[-1]) if y.ndim == 1 else y
-    if x.ndim != 2 or y.ndim != 2:
-        raise InvalidInputError(f"score_rdms takes (L, K) and (S, K); got {tuple(x.shape)}, {tuple(y.shape)}")
-    per_subject = compare_rdms(x, y, method, backend=backend)
-    score = per_subject.mean(dim=1)
-    s = y.shape[0]
-    sem = per_subject.std(dim=1) / math.sqrt(s) if s > 1 else None
-    lower = upper = None
-    note = ""
-    if ceiling and s >= 2:
-        lower, upper = noise_ceiling(y, method)
-        note = (f"Nili et al. (2014) noise ceiling over {s} subject RDMs: lower = leave-one-subject-"
-                f"out pooled RDM, upper = all-subject pooled RDM ({method} pooling)")
-    elif ceiling:
-        note = ("no noise ceiling: a single data RDM gives no between-subject variability to "
-                "estimate one from")
-    nan = torch.full_like(score, float("nan"))
-    ci_low, ci_high, samples = nan, nan.clone(), None
-    if n_bootstrap > 0:
-        if bootstrap in ("subjects", "both") and s < 2:
-            raise InvalidInputError("bootstrapping subjects needs >= 2 subject RDMs; use bootstrap='stimuli'")
-        from .inference import bootstrap_scores  # stats builds on the comparators above
-
-        samples = bootstrap_scores(x, y, method, n_bootstrap, seed, bootstrap, backend=backend)
-        alpha = (1 - ci) / 2
-        q = torch.tensor([alpha, 1 - alpha], dtype=samples.dtype, device=samples.device)
-        ci_low, ci_high = torch.nanquantile(samples, q, dim=0)
-    return RSAScores(score=score, per_subject=per_subject, ceiling_lower=lower,
-                     ceiling_upper=upper, ci_low=ci_low, ci_high=ci_high, n_bootstrap=n_bootstrap,
-                     seed=seed, method=method, bootstrap=bootstrap, ci=ci, sem=sem,
-                     ceiling_note=note, samples=samples)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from neurobench.errors import InvalidInputError
+from neurobench.metrics.inference import score_rdms
 from neurobench.metrics.rdm import upper_triangle
-from neurobench.metrics.rsa import COMPARATORS, noise_ceiling, pool_rdms, score_rdms
+from neurobench.metrics.rsa import COMPARATORS, noise_ceiling, pool_rdms
 
 from ..rsa_data import RSATOOLBOX_NAMES, fig1_rdms, random_condensed, subject_rdms
 

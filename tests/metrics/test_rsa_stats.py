@@ -12,9 +12,10 @@ from neurobench.metrics.inference import (
     compare_models,
     fixed_effects_sem,
     resample_condensed,
+    score_rdms,
 )
 from neurobench.metrics.rdm import upper_triangle
-from neurobench.metrics.rsa import COMPARATORS, compare_rdms, score_rdms
+from neurobench.metrics.rsa import COMPARATORS, compare_rdms
 
 from ..rsa_data import fig1_rdms, random_condensed, subject_rdms
 

@@ -442,7 +442,7 @@ def test_topo_benchmarks_score_sheet_layers(layers):
         bench = factory()
         bench._adapter, bench._stimuli = Adapter(), Stimuli()
         res = bench.score_activations(acts, seed=0, device="cpu")
-        raws[res.benchmark] = res
+        raws[bench.identifier] = res
     assert raws["topo.smoothness"].raw > 0.5 and "skipped ['head']" in raws["topo.smoothness"].selection
     assert raws["topo.face-selectivity-clusters"].raw > 0.5
     assert len(raws["topo.effective-dim"].layers) == 2 and raws["topo.effective-dim"].ceiling is None
