@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from neurobench.benchmarks import kriegeskorte2008 as k08
-from neurobench.data.files import unpack
+from neurobench.data.files import file_state, unpack
 from neurobench.errors import AlignmentError, DataUnavailableError, NeurobenchError
 from neurobench.kinds.temporal_rsa import (
     TemporalData,
@@ -158,10 +158,6 @@ def noise_normalise(means: np.ndarray, times: np.ndarray) -> np.ndarray:
     return means / sd[None, :, None]
 
 
-def _key(paths: list[Path]) -> tuple:
-    return tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
-
-
 def load_data() -> TemporalData:
     """The sample subject's data RDMs every 10 ms, -0.1 .. 0.5 s (cached per file state)."""
     folders = data_folders()
@@ -170,7 +166,7 @@ def load_data() -> TemporalData:
         raise DataUnavailableError(f"{DATASET}: {TABLE} is not in the unpacked archives (present: {_present(folders)})")
     mapping = read_table(table)
     raw, paths = read_runs(folders)
-    key = _key([table, *paths])
+    key = file_state(table, *paths)
     if key not in _CACHE:
         means, times = condition_means(raw, mapping)
         binned, btimes = bin_time(noise_normalise(means, times), times, raw.info["sfreq"], BIN_S)

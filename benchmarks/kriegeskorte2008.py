@@ -14,9 +14,9 @@ import functools
 
 import numpy as np
 import pandas as pd
-import scipy.io
 
-from neurobench.data.files import resolve
+from neurobench.data.files import file_state, resolve
+from neurobench.data.matlab import load_mat, text
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import NeurobenchError
 from neurobench.kinds.rsa import RSABenchmark
@@ -31,25 +31,13 @@ MIT_NOTE = ("monkey IT is a single RDM (674 neurons pooled over two monkeys, Kia
             "RDMs exist, so no Nili noise ceiling can be estimated and no normalised score is given")
 
 
-def _text(x) -> str:
-    return str(np.asarray(x).ravel()[0]) if np.asarray(x).size else ""
+@functools.lru_cache(maxsize=2)
+def _read_supplement(key: tuple) -> dict:
+    return load_mat(key[0][0], required=("stimuli_92objs", "RDMs_mIT_hIT_fig1", "categoryVectors", "categoryLabels"))
 
 
-def _load_mat(name: str) -> dict:
-    path = resolve(DATASET, name)
-    try:
-        return scipy.io.loadmat(path)
-    except Exception as exc:
-        raise NeurobenchError(f"cannot read {path} as a MATLAB file ({exc}); is it another release?") from exc
-
-
-@functools.lru_cache(maxsize=1)
 def _supplement() -> dict:
-    mat = _load_mat(SUPPLEMENT)
-    for key in ("stimuli_92objs", "RDMs_mIT_hIT_fig1", "categoryVectors", "categoryLabels"):
-        if key not in mat:
-            raise NeurobenchError(f"{SUPPLEMENT} lacks the variable {key!r}; is it another release of the file?")
-    return mat
+    return _read_supplement(file_state(resolve(DATASET, SUPPLEMENT)))
 
 
 def stimulus_ids() -> list[str]:
@@ -64,12 +52,12 @@ def load_stimuli() -> StimulusSet:
         raise NeurobenchError(f"{SUPPLEMENT}: expected {N_STIMULI} stimuli, found {len(stim)}")
     ids = stimulus_ids()
     labels = pd.DataFrame({
-        "category": [_text(s["category"]) for s in stim],
+        "category": [text(s["category"]) for s in stim],
         **{flag: [bool(np.asarray(s[flag]).ravel()[0]) for s in stim] for flag in ("human", "face", "animal", "natural")},
     }, index=ids)
     # face / body / inanimate: the domains topographic analyses contrast
     labels["domain"] = [c.split()[-1].replace("bodypart", "body") for c in labels["category"]]
-    names = [_text(x) for x in mat["categoryLabels"].ravel()]
+    names = [text(x) for x in mat["categoryLabels"].ravel()]
     vectors = np.asarray(mat["categoryVectors"]).astype(bool)
     for j, name in enumerate(names):
         labels[f"cat_{name}"] = vectors[:, j]
@@ -79,7 +67,7 @@ def load_stimuli() -> StimulusSet:
 
 def load_hit_subjects() -> tuple[list[str], np.ndarray, str]:
     """Four subjects' RDMs (92x92), each the mean of its two sessions."""
-    rdms = _load_mat(BRAIN_RDMS)["RDMs"]
+    rdms = load_mat(resolve(DATASET, BRAIN_RDMS), required=("RDMs",))["RDMs"]
     if rdms.shape != (1, 4, 2):
         raise NeurobenchError(f"{BRAIN_RDMS}: expected RDMs of shape (1, 4, 2) subjects x sessions, got {rdms.shape}")
     subjects = np.stack([
@@ -92,7 +80,7 @@ def load_hit_subjects() -> tuple[list[str], np.ndarray, str]:
 
 def load_mit() -> tuple[list[str], np.ndarray, str]:
     fig1 = _supplement()["RDMs_mIT_hIT_fig1"].ravel()
-    entry = next((e for e in fig1 if _text(e["name"]).startswith("mIT")), None)
+    entry = next((e for e in fig1 if text(e["name"]).startswith("mIT")), None)
     if entry is None:
         raise NeurobenchError(f"{SUPPLEMENT}: no monkey IT RDM (name starting with 'mIT') in RDMs_mIT_hIT_fig1")
     vec = np.asarray(entry["RDM"], dtype=np.float64).reshape(1, -1)

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from neurobench.data.files import resolve, unpack
+from neurobench.data.files import file_state, resolve, unpack
 from neurobench.data.stimuli import StimulusSet
 from neurobench.devices import resolve_device
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError, StimulusError
@@ -60,12 +60,6 @@ DATA_FILES = ((DATASET, ASSEMBLY_FILE), (DATASET, CSV_FILE), (DATASET, ZIP_FILE)
 # loading
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
-    """Cache key: a resolved file's identity, so tests that point the dataset elsewhere never hit stale data."""
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-
 def _another_release(path: Path, what: str) -> DataFormatError:
     return DataFormatError(f"{path.name}: {what}; is it the BrainIO {VARIABLE} release (sha1 in the manifest)?")
 
@@ -79,9 +73,9 @@ def _coord(da: xr.DataArray, names: tuple[str, ...], dim: str, path: Path) -> st
 
 
 @functools.lru_cache(maxsize=2)
-def _read_assembly(key: tuple[str, int, int]) -> xr.DataArray:
+def _read_assembly(key: tuple) -> xr.DataArray:
     """The assembly's DataArray, loaded into memory (netCDF via xarray; no pickle)."""
-    path = Path(key[0])
+    path = Path(key[0][0])
     try:
         with xr.open_dataset(path) as ds:
             names = list(ds.data_vars)
@@ -130,12 +124,12 @@ class Recording:
 def load_recording(region: str) -> Recording:
     """The region's 70-170 ms responses from the BrainIO assembly, images sorted by image id."""
     path = resolve(DATASET, ASSEMBLY_FILE)
-    return _recording(_file_key(path), region)
+    return _recording(file_state(path), region)
 
 
 @functools.lru_cache(maxsize=4)
-def _recording(key: tuple[str, int, int], region: str) -> Recording:
-    path = Path(key[0])
+def _recording(key: tuple, region: str) -> Recording:
+    path = Path(key[0][0])
     da = _select_time_bin(_read_assembly(key), path)
     regions = da[_coord(da, ("region",), "neuroid", path)].values.astype(str)
     if region not in set(regions):
@@ -158,8 +152,8 @@ def _recording(key: tuple[str, int, int], region: str) -> Recording:
 
 
 @functools.lru_cache(maxsize=2)
-def _stimulus_table(key: tuple[str, int, int]) -> pd.DataFrame:
-    path = Path(key[0])
+def _stimulus_table(key: tuple) -> pd.DataFrame:
+    path = Path(key[0][0])
     try:
         table = pd.read_csv(path, dtype={"image_id": str, "stimulus_id": str, "object_name": str})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -193,7 +187,7 @@ def _image_paths(folder: Path, filenames: list[str]) -> list[str]:
 
 def load_stimuli() -> StimulusSet:
     """The HVM public images (sorted by image id), with object/category/variation labels; read lazily from disk."""
-    table = _stimulus_table(_file_key(resolve(DATASET, CSV_FILE)))
+    table = _stimulus_table(file_state(resolve(DATASET, CSV_FILE)))
     folder = unpack(DATASET, ZIP_FILE)
     ids = table["image_id"].tolist()
     labels = table.drop(columns=["image_id"]).set_index(pd.Index(ids))

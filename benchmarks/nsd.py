@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+import pandas as pd
 
-from neurobench.data.files import availability, load_manifest, recorded_digest, resolve
+from neurobench.data.assemblies import repetition_slots
+from neurobench.data.files import availability, file_state, load_manifest, recorded_digest, resolve
+from neurobench.data.matlab import load_mat
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import (
     AlignmentError,
@@ -34,10 +36,8 @@ from neurobench.errors import (
     DataUnavailableError,
     InvalidInputError,
 )
-from neurobench.kinds.base import Benchmark
-from neurobench.kinds.encoding import score_encoding
-from neurobench.metrics.ridge import DEFAULT_ALPHAS
-from neurobench.metrics.splits import fixed_split
+from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
+from neurobench.options import names, option
 from neurobench.registry import register_benchmark
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,6 @@ def stimulus_id(index73k: int) -> str:
     return f"nsd-{int(index73k):05d}"
 
 
-def _state(path: Path) -> tuple[str, int, int]:
-    """Cache key of a file: its path and its current size and mtime."""
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-
 # ---------------------------------------------------------------- design ----
 
 @dataclass(frozen=True)
@@ -111,18 +105,9 @@ def _int_vector(mat: dict, key: str, path: Path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _read_design(key: tuple[str, int, int]) -> Design:
-    import scipy.io
-
-    path = Path(key[0])
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as exc:
-        raise DataFormatError(f"cannot read {path} as a MATLAB file ({exc}); is it another release?") from exc
-    missing = [k for k in ("masterordering", "subjectim", "sharedix") if k not in mat]
-    if missing:
-        found = sorted(k for k in mat if not k.startswith("__"))
-        raise DataFormatError(f"{path.name} lacks {missing} (it has {found}); is it another release of the file?")
+def _read_design(key: tuple) -> Design:
+    path = Path(key[0][0])
+    mat = load_mat(path, required=("masterordering", "subjectim", "sharedix"))
     subjectim = np.asarray(mat["subjectim"], dtype=np.float64)
     if subjectim.ndim != 2 or subjectim.shape[0] != len(SUBJECTS):
         raise DataFormatError(f"{path.name}: subjectim must be {len(SUBJECTS)} subjects x images, got {subjectim.shape}")
@@ -134,7 +119,7 @@ def _read_design(key: tuple[str, int, int]) -> Design:
 
 
 def load_design() -> Design:
-    return _read_design(_state(resolve(DATASET, DESIGN)))
+    return _read_design(file_state(resolve(DATASET, DESIGN)))
 
 
 # --------------------------------------------------------------- stimuli ----
@@ -223,9 +208,9 @@ def _read_volume(path: Path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _roi_voxels(mask_key: tuple, ctab_key: tuple, labels: tuple[str, ...], subject: str) -> tuple[np.ndarray, tuple]:
+def _roi_voxels(key: tuple, labels: tuple[str, ...], subject: str) -> tuple[np.ndarray, tuple]:
     """(voxels x 3) (i, j, k) indices of the ROI in the func1pt8mm volume, and the volume shape."""
-    mask_path, ctab_path = Path(mask_key[0]), Path(ctab_key[0])
+    mask_path, ctab_path = Path(key[0][0]), Path(key[1][0])
     table = read_ctab(ctab_path)
     lookup = {_canonical(name): value for name, value in table.items()}
     absent = [lab for lab in labels if _canonical(lab) not in lookup]
@@ -317,17 +302,6 @@ def zscore_trials(betas: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, (betas - mean) / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
 
 
-def repetition_slots(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """For trials showing `images` (73k ids, in trial order): the sorted unique ids, each trial's
-    row among them, its repetition slot (0 for the first showing), and the most repetitions."""
-    ids, rows, counts = np.unique(images, return_inverse=True, return_counts=True)
-    order = np.argsort(rows, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slots = np.empty(len(rows), dtype=np.int64)
-    slots[order] = np.arange(len(rows)) - np.repeat(starts, counts)
-    return ids, rows.reshape(-1), slots, int(counts.max())
-
-
 def noise_ceiling(ncsnr: np.ndarray, repetitions: np.ndarray) -> np.ndarray:
     """NSD's noise ceiling (r^2 units, i.e. NC / 100) of the mean over each test image's repetitions."""
     snr2 = np.asarray(ncsnr, dtype=np.float64) ** 2
@@ -393,8 +367,8 @@ def subject_images(subject: str) -> np.ndarray:
 def load_subject(subject: str, region: str) -> SubjectData:
     """Read a subject's ROI voxels session by session (never the whole brain for all sessions)."""
     _name, family, labels = REGIONS[region]
-    voxels, volume = _roi_voxels(_state(resolve(DATASET, ROI_MASK.format(subject=subject, family=family))),
-                                 _state(resolve(DATASET, ROI_CTAB.format(subject=subject, family=family))),
+    voxels, volume = _roi_voxels(file_state(resolve(DATASET, ROI_MASK.format(subject=subject, family=family)),
+                                            resolve(DATASET, ROI_CTAB.format(subject=subject, family=family))),
                                  labels, subject)
     ncsnr_path = resolve(DATASET, NCSNR.format(subject=subject))
     ncsnr_volume = _read_volume(ncsnr_path)
@@ -404,8 +378,8 @@ def load_subject(subject: str, region: str) -> SubjectData:
     design = load_design()
     sessions = _session_lengths(subject)
     shown = [design.trial_images(subject, session, n) for session, (_p, n) in sessions.items()]
-    ids73k, rows, slots, max_reps = repetition_slots(np.concatenate(shown))
-    responses = np.full((len(ids73k), max_reps, len(voxels)), np.nan, dtype=np.float32)
+    ids73k, rows, slots, counts = repetition_slots(np.concatenate(shown))
+    responses = np.full((len(ids73k), int(counts.max()), len(voxels)), np.nan, dtype=np.float32)
     start = 0
     for session, (path, n) in sessions.items():  # one session in memory at a time
         sl = slice(start, start + n)
@@ -429,15 +403,21 @@ def _subject_name(subject) -> str:
 
 # -------------------------------------------------------------- benchmark ---
 
-class NSDEncodingBenchmark(Benchmark):
-    """Ridge encoding of one ROI, per subject on the subject's own images, shared images held out."""
+class NSDEncodingBenchmark(PerSubjectEncodingBenchmark):
+    """Ridge encoding of one ROI, per subject on the subject's own images, shared images held out.
+
+    Parameters
+    ----------
+    subjects : list of str or None
+        Subjects to score, as subj01..subj08 or 1..8 (None: every subject whose files for this ROI
+        are all local, else all eight).
+    """
 
     datasets = (DATASET,)
-    metric = "ridge-encoding"
+    splits = None  # the dataset defines the test set: the shared images each subject saw
+    subjects = option(None, lambda v: tuple(dict.fromkeys(_subject_name(s) for s in names(v))))
 
-    def __init__(self, region: str, subjects: Sequence | None = None, inner_cv: int = 5,
-                 alphas: Sequence[float] = DEFAULT_ALPHAS, n_bootstrap: int = 1000, reduction: str | None = None,
-                 dtype: str = "float32", memory_budget: int | None = None):
+    def __init__(self, region: str, **options):
         key = region.lower()
         if key not in REGIONS:
             raise InvalidInputError(f"unknown NSD region {region!r}; regions: {sorted(REGIONS)}")
@@ -446,12 +426,8 @@ class NSDEncodingBenchmark(Benchmark):
         self.identifier = f"{DATASET}.{key}-encoding"
         self.description = (f"NSD {name} ({family}: {' + '.join(labels)}), single-trial betas; ridge, shared-1000 "
                             "test images, ncsnr noise ceiling")
-        self.requested = None if subjects is None else tuple(dict.fromkeys(_subject_name(s) for s in subjects))
-        self.inner_cv, self.alphas, self.n_bootstrap = inner_cv, tuple(alphas), n_bootstrap
-        self.reduction, self.dtype, self.memory_budget = reduction, dtype, memory_budget
-        self._subjects: tuple[str, ...] | None = None
-        self._data: dict[str, SubjectData] = {}
         self._stimuli = None
+        self.configure(**options)
 
     @property
     def family(self) -> str:
@@ -463,7 +439,7 @@ class NSDEncodingBenchmark(Benchmark):
 
     @property
     def data_files(self) -> tuple[tuple[str, str], ...]:
-        needed = self._needed(self.subjects(), session_table())
+        needed = self._needed(self.selected_subjects(), session_table())
         return tuple((DATASET, name) for name in dict.fromkeys(n for names in needed.values() for n in names))
 
     def _local_subjects(self, table: dict[str, dict[int, str]]) -> list[str]:
@@ -472,22 +448,15 @@ class NSDEncodingBenchmark(Benchmark):
         local = availability(DATASET, list(dict.fromkeys(n for names in needed.values() for n in names)))
         return [s for s, names in needed.items() if all(local[n] for n in names)]
 
-    def subjects(self) -> tuple[str, ...]:
-        """The subjects scored: those asked for, else every subject whose files are all local (else all)."""
-        if self._subjects is None:
-            table = session_table()
-            if self.requested is not None:
-                unknown = [s for s in self.requested if s not in table]
-                if unknown:
-                    raise DataUnavailableError(f"NSD has no betas for {unknown} in the manifest "
-                                               f"({load_manifest(DATASET).source}); subjects: {list(table)}")
-                self._subjects = self.requested
-            else:
-                ready = self._local_subjects(table)
-                self._subjects = tuple(ready or table)
-                if ready and len(ready) < len(table):
-                    log.info("%s: scoring the subjects whose data are local: %s", self.identifier, ready)
-        return self._subjects
+    def available_subjects(self) -> list[str]:
+        return list(session_table())
+
+    def default_subjects(self) -> list[str]:
+        table = session_table()
+        ready = self._local_subjects(table)
+        if ready and len(ready) < len(table):
+            log.info("%s: scoring the subjects whose data are local: %s", self.identifier, ready)
+        return ready or list(table)
 
     def _ensure_local(self, subject: str) -> None:
         """Raise naming the subjects that are at hand when one asked for cannot be had."""
@@ -500,59 +469,37 @@ class NSDEncodingBenchmark(Benchmark):
             raise DataUnavailableError(f"{self.identifier}: data of {subject} missing ({exc}). Subjects whose "
                                        f"files are all local: {ready or 'none'}") from exc
 
-    def subject_data(self, subject: str) -> SubjectData:
-        if subject not in self._data:
-            self._ensure_local(subject)
-            self._data[subject] = load_subject(subject, self.region)
-        return self._data[subject]
-
     def stimuli(self) -> StimulusSet:
         """Union of the scored subjects' images (sorted by 73k id)."""
         if self._stimuli is None:
-            for subject in self.subjects():
+            subjects = self.selected_subjects()
+            for subject in subjects:
                 self._ensure_local(subject)
-            images = np.concatenate([subject_images(s) for s in self.subjects()])
-            self._stimuli = load_stimuli(images)
+            self._stimuli = load_stimuli(np.concatenate([subject_images(s) for s in subjects]))
         return self._stimuli
 
-    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
-        from neurobench.kinds.per_subject import combine_subjects, row_index
-
-        index = row_index(activations, self.stimuli().ids, "NSD")
-        per_subject = {s: self._score_subject(self.subject_data(s), activations, index, seed, device)
-                       for s in self.subjects()}
-        result = combine_subjects(per_subject, benchmark=self.identifier,
-                                  note=f"{len(per_subject)} subjects ({', '.join(per_subject)})")
-        result.provenance.update({"region": REGIONS[self.region][0], "roi_family": self.family,
-                                  "roi_labels": list(REGIONS[self.region][2]), "reduction": self.reduction,
-                                  "sessions": {s: list(self._data[s].sessions) for s in per_subject}})
-        return result
-
-    def _score_subject(self, data: SubjectData, activations, index: dict[str, int], seed: int,
-                       device: torch.device):
-        missing = [s for s in data.stimulus_ids if s not in index]
-        if missing:
-            raise AlignmentError(f"{data.subject}: responses to stimuli the stimulus set lacks: {missing[:5]}")
-        rows = np.asarray([index[s] for s in data.stimulus_ids])
+    def subject_responses(self, subject: str, **_run) -> SubjectResponses:
+        self._ensure_local(subject)
+        data = load_subject(subject, self.region)
         ids = np.asarray(data.stimulus_ids)
-        split = fixed_split(ids=ids, train_ids=ids[~data.is_test], test_ids=ids[data.is_test])
-        result = score_encoding(
-            {name: np.asarray(acts)[rows] for name, acts in activations.items()}, data.responses,
-            data.stimulus_ids, data.stimulus_ids, splits=split, inner_cv=self.inner_cv,
-            alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
-            memory_budget=self.memory_budget, reduction=self.reduction, ceiling=data.ceiling,
-            ceiling_note=CEILING_NOTE)
-        for axis, column in enumerate(("voxel_i", "voxel_j", "voxel_k")):
-            result.per_target[column] = data.voxels[:, axis]
-        result.per_target["ncsnr"] = data.ncsnr
-        return result
+        targets = pd.DataFrame({"voxel_i": data.voxels[:, 0], "voxel_j": data.voxels[:, 1],
+                                "voxel_k": data.voxels[:, 2], "ncsnr": data.ncsnr})
+        return SubjectResponses(subject, data.stimulus_ids, data.responses, test_ids=ids[data.is_test],
+                                ceiling=data.ceiling, ceiling_note=CEILING_NOTE, targets=targets,
+                                info={"sessions": list(data.sessions), "n_voxels": len(data.voxels)})
+
+    def finish(self, scores, per_subject):
+        scores.provenance.update({"region": REGIONS[self.region][0], "roi_family": self.family,
+                                  "roi_labels": list(REGIONS[self.region][2]),
+                                  "sessions": {s: i["sessions"] for s, i in scores.provenance["subject_info"].items()}})
+        return scores
 
 
 def _register(region: str) -> None:
     name, family, labels = REGIONS[region]
 
-    def factory(subjects: Sequence | None = None) -> NSDEncodingBenchmark:
-        return NSDEncodingBenchmark(region, subjects=subjects)
+    def factory(**options) -> NSDEncodingBenchmark:
+        return NSDEncodingBenchmark(region, **options)
 
     factory.__doc__ = (f"NSD {name} ({family}: {' + '.join(labels)}): ridge encoding of single-trial betas, shared-1000 test "
                        "images, ncsnr noise ceiling, 8 subjects")

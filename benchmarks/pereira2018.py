@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.io
 
-from neurobench.data.files import load_manifest, unpack
+from neurobench.data.files import file_state, load_manifest, unpack
+from neurobench.data.matlab import cells, load_mat, text
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import (
     AlignmentError,
@@ -34,11 +34,9 @@ from neurobench.errors import (
     InvalidInputError,
     NeurobenchError,
 )
-from neurobench.kinds.base import Benchmark
 from neurobench.kinds.encoding import score_encoding
-from neurobench.kinds.per_subject import combine_subjects
-from neurobench.metrics.ridge import DEFAULT_ALPHAS
-from neurobench.metrics.splits import kfold_splits
+from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
+from neurobench.options import names, one_of, option, positive_floats
 from neurobench.registry import register_benchmark
 
 log = logging.getLogger(__name__)
@@ -87,33 +85,11 @@ class SubjectData:
     voxels: pd.DataFrame  # per selected voxel: column (0-based), atlas, roi, x, y, z
 
 
-# MATLAB cells and strings as loaded by scipy.io.loadmat (squeeze_me=False) ---------------------
-
-def _cells(x) -> list:
-    return list(np.asarray(x, dtype=object).ravel(order="F"))
-
-
-def _text(x) -> str:
-    while isinstance(x, np.ndarray) and x.dtype == object and x.size == 1:
-        x = x.ravel()[0]
-    arr = np.asarray(x)
-    if arr.dtype.kind == "U":
-        return "".join(arr.ravel().tolist())
-    return str(x)
-
-
 def _field(meta, name: str, path: Path):
     if name not in (meta.dtype.names or ()):
         raise DataFormatError(f"{path}: meta has no field {name!r} (fields: {list(meta.dtype.names or ())}); "
                                 "is it a file of another release?")
     return meta[name][0, 0]
-
-
-def _load_mat(path: Path) -> dict:
-    try:
-        return scipy.io.loadmat(path, squeeze_me=False, struct_as_record=True)
-    except Exception as exc:  # scipy raises several types for foreign files
-        raise DataFormatError(f"cannot read {path} as a MATLAB file ({type(exc).__name__}: {exc})") from exc
 
 
 def _check_variables(mat: dict, path: Path, experiment: Experiment) -> None:
@@ -144,8 +120,8 @@ def _check_counts(path: Path, experiment: Experiment, X: np.ndarray, sentences, 
 
 def _atlas_columns(meta, path: Path, atlases: Sequence[str], n_voxels: int) -> pd.DataFrame:
     """The voxels (columns) of the named atlases, with their ROI names and coordinates."""
-    names = [_text(a) for a in _cells(_field(meta, "atlases", path))]
-    rois, columns = _cells(_field(meta, "rois", path)), _cells(_field(meta, "roiColumns", path))
+    names = [text(a) for a in cells(_field(meta, "atlases", path))]
+    rois, columns = cells(_field(meta, "rois", path)), cells(_field(meta, "roiColumns", path))
     if not (len(names) == len(rois) == len(columns)):
         raise InvalidInputError(f"{path}: meta has {len(names)} atlases, {len(rois)} ROI lists and "
                                 f"{len(columns)} column lists; they must agree")
@@ -154,7 +130,7 @@ def _atlas_columns(meta, path: Path, atlases: Sequence[str], n_voxels: int) -> p
         if atlas not in names:
             raise InvalidInputError(f"{path}: meta.atlases has no {atlas!r}; it has {names}")
         k = names.index(atlas)
-        roi_names, roi_cols = [_text(r) for r in _cells(rois[k])], _cells(columns[k])
+        roi_names, roi_cols = [text(r) for r in cells(rois[k])], cells(columns[k])
         if len(roi_names) != len(roi_cols):
             raise InvalidInputError(f"{path}: atlas {atlas!r} names {len(roi_names)} ROIs but has "
                                     f"{len(roi_cols)} column lists")
@@ -180,8 +156,7 @@ _read_cache: dict[tuple, SubjectData] = {}
 def read_subject(path: Path, subject: str, experiment: Experiment,
                  atlases: Sequence[str] = LANGUAGE_ATLASES) -> SubjectData:
     """Parse one `data_<experiment>.mat`; cached on the file's path, size and mtime."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, subject, experiment.name, tuple(atlases))
+    key = (file_state(path), subject, experiment.name, tuple(atlases))
     if key not in _read_cache:
         _read_cache.clear()  # one subject file at a time is plenty; they are large
         _read_cache[key] = _parse(path, subject, experiment, atlases)
@@ -189,10 +164,10 @@ def read_subject(path: Path, subject: str, experiment: Experiment,
 
 
 def _parse(path: Path, subject: str, experiment: Experiment, atlases: Sequence[str]) -> SubjectData:
-    mat = _load_mat(path)
+    mat = load_mat(path, squeeze_me=False, struct_as_record=True)
     _check_variables(mat, path, experiment)
     X = np.asarray(mat["examples_passagesentences"])
-    sentences = tuple(_text(s) for s in _cells(mat["keySentences"]))
+    sentences = tuple(text(s) for s in cells(mat["keySentences"]))
     passages = np.asarray(mat["labelsPassageForEachSentence"], dtype=np.float64).ravel().astype(int)
     _check_counts(path, experiment, X, sentences, passages)
     meta = mat["meta"]
@@ -206,7 +181,7 @@ def _parse(path: Path, subject: str, experiment: Experiment, atlases: Sequence[s
         Y, voxels = Y[:, finite], voxels[finite].reset_index(drop=True)
     names = [""] * len(sentences)
     if "keyPassages" in mat:
-        keys = [_text(p) for p in _cells(mat["keyPassages"])]
+        keys = [text(p) for p in cells(mat["keyPassages"])]
         if passages.max() <= len(keys):
             names = [keys[p - 1] for p in passages]
     return SubjectData(subject, sentences, passages, tuple(names), Y, voxels)
@@ -246,65 +221,75 @@ def passage_contexts(sentences, passages) -> list[str]:
     return out
 
 
-class PereiraEncoding(Benchmark):
-    """Per-subject ridge encoding of language-network voxels, passage-grouped folds, cross-subject ceiling."""
+class PereiraEncoding(PerSubjectEncodingBenchmark):
+    """Per-subject ridge encoding of language-network voxels, passage-grouped folds, cross-subject ceiling.
 
-    def __init__(self, experiment: str, subjects: Sequence[str] | None = None,
-                 atlases: Sequence[str] = LANGUAGE_ATLASES, splits: int = 5, inner_cv: int = 5,
-                 alphas: Sequence[float] = DEFAULT_ALPHAS, ceiling_alphas: Sequence[float] = CEILING_ALPHAS,
-                 n_bootstrap: int = 1000, dtype: str = "float32", memory_budget: int | None = None,
-                 reduction: str | None = None, context: str = "passage"):
-        if context not in ("passage", "none"):
-            raise InvalidInputError(f"context must be 'passage' or 'none', got {context!r}")
-        self.context = context
+    Parameters
+    ----------
+    subjects : list of str or None
+        Participants to score (at least 2, for the cross-subject ceiling); None: every
+        participant of the experiment whose archive the manifest lists.
+    atlases : list of str
+        The `meta.atlases` whose voxels are the targets.
+    ceiling_alphas : list of float
+        Ridge grid of the cross-subject ceiling (it regresses on thousands of voxels of several
+        subjects, so wider than the model's).
+    context : {'passage', 'none'}
+        Read each sentence after the sentences before it in its passage (as participants did),
+        or alone.
+    """
+
+    datasets = (DATASET,)
+    atlases = option(LANGUAGE_ATLASES, names)
+    ceiling_alphas = option(CEILING_ALPHAS, positive_floats)
+    context = option("passage", one_of("passage", "none"))
+
+    def __init__(self, experiment: str, **options):
         if experiment not in EXPERIMENTS:
             raise NeurobenchError(f"unknown Pereira 2018 experiment {experiment!r}; known: {sorted(EXPERIMENTS)}")
         self.experiment = EXPERIMENTS[experiment]
         self.identifier = f"{DATASET}.{experiment}-encoding"
-        self.description = (f"Pereira 2018 Experiment {self.experiment.number}: {self.experiment.n_sentences} "
-                            f"sentences in {self.experiment.n_passages} passages; {'+'.join(atlases)} voxels, "
-                            "ridge per subject, passage-grouped folds, cross-subject ceiling")
-        self.datasets, self.metric = (DATASET,), "ridge-encoding"
-        self._requested = None if subjects is None else [str(s) for s in subjects]
-        self.atlases = tuple(atlases)
-        self.splits, self.inner_cv = splits, inner_cv
-        self.alphas, self.ceiling_alphas = tuple(alphas), tuple(ceiling_alphas)
-        self.n_bootstrap, self.dtype, self.memory_budget, self.reduction = n_bootstrap, dtype, memory_budget, reduction
         self._stimuli: StimulusSet | None = None
         self._ceilings: dict[tuple, dict[str, np.ndarray]] = {}
+        self.configure(**options)
+
+    @property
+    def description(self) -> str:
+        exp = self.experiment
+        return (f"Pereira 2018 Experiment {exp.number}: {exp.n_sentences} sentences in {exp.n_passages} passages; "
+                f"{'+'.join(self.atlases)} voxels, ridge per subject, passage-grouped folds, cross-subject ceiling")
 
     # which subjects and files -----------------------------------------------------------------
-    def _listed(self) -> list[str]:
+    def available_subjects(self) -> list[str]:
+        """The experiment's participants whose archive the manifest lists."""
         groups = {f.group for f in load_manifest(DATASET).files}
         return [s for s in self.experiment.subjects if s in groups]
 
     @property
     def data_files(self) -> tuple[tuple[str, str], ...]:
-        wanted = self._requested if self._requested is not None else self._listed()
+        wanted = self.subjects if self.subjects is not None else self.available_subjects()
         return tuple((DATASET, f"{s}.tar") for s in wanted)
 
-    def subjects(self) -> list[str]:
-        """The subjects scored: those requested, else every participant the manifest lists."""
-        exp, listed = self.experiment, self._listed()
-        if self._requested is None:
+    def selected_subjects(self) -> tuple[str, ...]:
+        """Those requested, else every listed participant; the cross-subject ceiling needs >= 2."""
+        exp, listed = self.experiment, self.available_subjects()
+        if self.subjects is None:
             if len(listed) < 2:
                 raise DataUnavailableError(f"{self.identifier}: the {DATASET} manifest lists archives of "
-                                           f"{listed} only; "
-                                           f"the cross-subject ceiling needs >= 2 of {list(exp.subjects)}")
-            return listed
-        unknown = [s for s in self._requested if s not in exp.subjects]
+                                           f"{listed} only; the cross-subject ceiling needs >= 2 of {list(exp.subjects)}")
+            return tuple(listed)
+        unknown = [s for s in self.subjects if s not in exp.subjects]
         if unknown:
             raise NeurobenchError(f"{self.identifier}: subjects {unknown} did not take part in Experiment "
-                                  f"{exp.number}; "
-                                  f"its subjects are {list(exp.subjects)}")
-        absent = [s for s in self._requested if s not in listed]
+                                  f"{exp.number}; its subjects are {list(exp.subjects)}")
+        absent = [s for s in self.subjects if s not in listed]
         if absent:
             raise DataUnavailableError(f"{self.identifier}: the {DATASET} manifest lists no archive for {absent}; "
                                        f"it has {listed}")
-        if len(self._requested) < 2:
+        if len(self.subjects) < 2:
             raise InvalidInputError(f"{self.identifier}: the cross-subject ceiling needs >= 2 subjects, "
-                                    f"got {self._requested}")
-        return list(self._requested)
+                                    f"got {list(self.subjects)}")
+        return tuple(self.subjects)
 
     def subject_file(self, subject: str) -> Path:
         """The subject's `data_<experiment>.mat`, from its unpacked archive."""
@@ -326,7 +311,7 @@ class PereiraEncoding(Benchmark):
         context="passage" (the default, as participants and Brain-Score's models read them) each
         sentence is read after the sentences before it in its passage (the `context` label)."""
         if self._stimuli is None:
-            ref = self.subject_data(self.subjects()[0])
+            ref = self.subject_data(self.selected_subjects()[0])
             exp = self.experiment.name
             ids = [f"{exp}.s{k + 1:03d}" for k in range(len(ref.sentences))]
             labels = pd.DataFrame({"sentence": list(ref.sentences), "passage": ref.passages,
@@ -340,53 +325,43 @@ class PereiraEncoding(Benchmark):
         """Per subject: (sentences x voxels), rows in stimulus-set order."""
         texts = self.stimuli().texts
         out = {}
-        for s in self.subjects():
+        for s in self.selected_subjects():
             data = self.subject_data(s)
             order = align_subject(data, texts, f"{s}/{self.experiment.filename}")
             out[s] = data.responses[order]
         return out
 
-    def folds(self, seed: int):
-        """Outer folds grouped by passage, and per outer fold inner folds grouped by passage too."""
-        groups = self.stimuli().labels["passage"].to_numpy()
-        outer = kfold_splits(len(groups), self.splits, groups=groups, seed=seed)
-        inner = [kfold_splits(len(tr), self.inner_cv, groups=groups[tr], seed=seed) for tr, _ in outer.folds]
-        return outer, inner
-
-    # scoring ----------------------------------------------------------------------------------
-    def ceilings(self, responses: dict[str, np.ndarray], seed: int, device) -> dict[str, np.ndarray]:
-        """Per subject, per voxel: cross-subject ceiling in r^2 units (NaN where unusable)."""
+    def ceilings(self, responses: dict[str, np.ndarray], seed: int, device, memory_budget=None) -> dict[str, np.ndarray]:
+        """Per subject, per voxel: cross-subject ceiling in r^2 units (NaN where unusable), with
+        the folds the model is scored on."""
         key = (seed, tuple(responses), tuple(v.shape for v in responses.values()))
         if key not in self._ceilings:
-            outer, inner = self.folds(seed)
-            ids = self.stimuli().ids
+            stim = self.stimuli()
+            outer, inner = self.folds(len(stim), stim.labels["passage"].to_numpy(), stim.ids, seed)
             self._ceilings[key] = {
-                s: cross_subject_ceiling(Y, [responses[o] for o in responses if o != s], ids, outer, inner,
-                                         self.ceiling_alphas, seed, device, self.dtype, self.memory_budget)
+                s: cross_subject_ceiling(Y, [responses[o] for o in responses if o != s], stim.ids, outer, inner,
+                                         self.ceiling_alphas, seed, device, self.dtype, memory_budget)
                 for s, Y in responses.items()}
         return self._ceilings[key]
 
-    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
-        ids = self.stimuli().ids
+    def subject_responses(self, subject: str, seed: int = 0, device="cpu", memory_budget=None) -> SubjectResponses:
         responses = self.responses()
-        ceilings = self.ceilings(responses, seed, device)
-        outer, inner = self.folds(seed)
-        per_subject = {}
-        for s, Y in responses.items():
-            log.info("%s: scoring subject %s (%d voxels)", self.identifier, s, Y.shape[1])
-            per_subject[s] = score_encoding(
-                activations, Y[:, None, :], ids, ids, splits=outer, inner_cv=inner,
-                alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
-                memory_budget=self.memory_budget, reduction=self.reduction, ceiling=ceilings[s],
-                ceiling_note=CEILING_NOTE)
-        result = combine_subjects(per_subject, self.identifier, note=f"{len(per_subject)} subjects, mean over subjects")
-        result.provenance.update({
+        stim = self.stimuli()
+        ceiling = self.ceilings(responses, seed, device, memory_budget)[subject]
+        Y = responses[subject]
+        return SubjectResponses(subject, stim.ids, Y, groups=stim.labels["passage"].to_numpy(), ceiling=ceiling,
+                                ceiling_note=CEILING_NOTE, info={"n_voxels": int(Y.shape[1])})
+
+    def finish(self, scores, per_subject):
+        scores.provenance.update({
             "experiment": self.experiment.name, "atlases": list(self.atlases),
-            "n_voxels": {s: int(Y.shape[1]) for s, Y in responses.items()},
-            "splits": {**outer.to_record(), "grouped_by": "passage"}, "inner_cv": self.inner_cv,
-            "stimulus_text": "each sentence alone (no passage context)", "reduction": self.reduction,
+            "n_voxels": {s: i["n_voxels"] for s, i in scores.provenance["subject_info"].items()},
+            "splits": {**next(iter(per_subject.values())).provenance["splits"], "grouped_by": "passage"},
+            "inner_cv": self.inner_cv,
+            "stimulus_text": ("each sentence read after the earlier sentences of its passage; its own tokens pooled"
+                              if self.context == "passage" else "each sentence alone (no passage context)"),
         })
-        return result
+        return scores
 
 
 def cross_subject_ceiling(target: np.ndarray, others: Sequence[np.ndarray], ids, outer, inner,

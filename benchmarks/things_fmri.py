@@ -30,16 +30,15 @@ import pandas as pd
 import torch
 
 from neurobench.benchmarks import things_images
-from neurobench.data.files import unpack
+from neurobench.data.assemblies import by_repetition
+from neurobench.data.files import file_state, unpack
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError
-from neurobench.kinds.base import Benchmark
-from neurobench.kinds.encoding import score_encoding
-from neurobench.kinds.per_subject import combine_subjects
+from neurobench.kinds.encoding import REDUCTIONS
+from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
 from neurobench.kinds.rsa import RSABenchmark
 from neurobench.metrics.rdm import compute_rdms
-from neurobench.metrics.ridge import DEFAULT_ALPHAS
-from neurobench.metrics.splits import fixed_split
+from neurobench.options import option
 from neurobench.registry import register_benchmark
 
 log = logging.getLogger(__name__)
@@ -81,11 +80,6 @@ def subject_files(folder: Path, subject: str) -> dict[str, Path]:
         raise DataFormatError(f"THINGS-fMRI subject {subject!r}: {', '.join(missing)} not in {folder}; "
                                 f"subjects there: {have}")
     return files
-
-
-def _stat_key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
 
 
 def read_stimulus_metadata(path: Path) -> pd.DataFrame:
@@ -224,12 +218,9 @@ def _per_image(values: np.ndarray, trial_ids: list[str], order: list[str], avera
         sums = np.zeros((len(order), values.shape[0]), dtype=np.float64)
         np.add.at(sums, img, values.T.astype(np.float64))
         return (sums / counts[:, None])[:, None, :]
-    rep = np.zeros(len(img), dtype=np.int64)
-    seen = np.zeros(len(order), dtype=np.int64)
-    for t, k in enumerate(img):
-        rep[t], seen[k] = seen[k], seen[k] + 1
-    out = np.full((len(order), int(counts.max()), values.shape[0]), np.nan, dtype=np.float32)
-    out[img, rep] = values.T
+    ids, out = by_repetition(values.T, trial_ids)
+    if list(ids) != list(order):
+        raise AlignmentError(f"trials show {len(ids)} distinct images, the split lists {len(order)}")
     return out
 
 
@@ -277,7 +268,7 @@ def load_subject_roi(subject: str, roi: str, repeats: str = "auto") -> SubjectRO
     if roi not in ROIS:
         raise InvalidInputError(f"unknown THINGS-fMRI ROI {roi!r}; known: {list(ROIS)}")
     files = subject_files(betas_folder(), subject)
-    keys = tuple(_stat_key(files[k]) for k in ("ResponseData.h5", "VoxelMetadata.csv", "StimulusMetadata.csv"))
+    keys = file_state(*(files[k] for k in ("ResponseData.h5", "VoxelMetadata.csv", "StimulusMetadata.csv")))
     return _load_subject_roi(keys, subject, ROIS[roi], repeats)
 
 
@@ -311,51 +302,50 @@ NC_NOTE = ("THINGS-fMRI noise ceiling nc_testset/100 per voxel (variance of the 
            "a perfect model could explain)")
 
 
-class ThingsFmriEncoding(Benchmark):
+class ThingsFmriEncoding(PerSubjectEncodingBenchmark):
     """Ridge encoding per subject on the dataset's split (train: single-trial training images; test: the
-    100 test images' repetition means), normalised by the released voxel noise ceiling, subjects combined."""
+    100 test images' repetition means), normalised by the released voxel noise ceiling, subjects combined.
 
-    def __init__(self, roi: str, subjects=SUBJECTS, alphas=DEFAULT_ALPHAS, inner_cv: int = 5,
-                 n_bootstrap: int = 1000, reduction: str | None = "srp", dtype: str = "float32",
-                 memory_budget: int | None = None):
-        self.roi, self.subjects = roi, tuple(subjects)
+    Parameters
+    ----------
+    subjects : list of str or None
+        Subjects to score, among 01, 02, 03 (None: all three).
+    """
+
+    splits = None  # the dataset defines the test set
+    reduction = option("srp", REDUCTIONS)
+    datasets, data_files = (DATASET, things_images.DATASET), DATA_FILES
+
+    def __init__(self, roi: str, **options):
+        self.roi = roi
         self.identifier = f"things-fmri.{roi.lower()}-encoding"
         self.description = f"THINGS-fMRI {roi} ({'+'.join(ROIS[roi])}), 3 subjects; ridge encoding, noise-ceiling normalised"
-        self.datasets, self.data_files, self.metric = (DATASET, things_images.DATASET), DATA_FILES, "ridge-encoding"
-        self.alphas, self.inner_cv, self.n_bootstrap = tuple(alphas), inner_cv, n_bootstrap
-        self.reduction, self.dtype, self.memory_budget = reduction, dtype, memory_budget
         self._stimuli = None
+        self.configure(**options)
+
+    def available_subjects(self):
+        return SUBJECTS
+
+    def subject_label(self, subject: str) -> str:
+        return f"sub-{subject}"
 
     def stimuli(self) -> StimulusSet:
         if self._stimuli is None:
-            self._stimuli = all_stimuli(self.subjects)
+            self._stimuli = all_stimuli(self.selected_subjects())
         return self._stimuli
 
-    def score_subject(self, activations, subject: str, seed: int, device):
+    def subject_responses(self, subject: str, **_run) -> SubjectResponses:
         data = load_subject_roi(subject, self.roi)
-        pos = {s: k for k, s in enumerate(self.stimuli().ids)}
-        lost = [s for s in data.stimulus_ids if s not in pos]
-        if lost:
-            raise AlignmentError(f"sub-{subject}'s images {lost[:5]} are not in the benchmark's stimulus set")
-        rows = np.array([pos[s] for s in data.stimulus_ids])
-        same = len(rows) == len(pos) and bool((rows == np.arange(len(rows))).all())
-        acts = {name: (a if same else np.asarray(a)[rows]) for name, a in activations.items()}
-        split = fixed_split(ids=data.stimulus_ids, train_ids=data.train_ids, test_ids=data.test_ids)
-        return score_encoding(
-            acts, data.responses, data.stimulus_ids, data.stimulus_ids, splits=split,
-            inner_cv=self.inner_cv, alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device,
-            dtype=self.dtype, reduction=self.reduction, memory_budget=self.memory_budget,
-            ceiling=data.noise_ceiling, ceiling_note=NC_NOTE if data.noise_ceiling is not None else None,
-        ), len(data.voxel_ids)
+        return SubjectResponses(subject, data.stimulus_ids, data.responses, test_ids=data.test_ids,
+                                ceiling=data.noise_ceiling,
+                                ceiling_note=NC_NOTE if data.noise_ceiling is not None else None,
+                                targets=pd.DataFrame({"voxel_id": data.voxel_ids}),
+                                info={"n_voxels": len(data.voxel_ids)})
 
-    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
-        per_subject, n_voxels = {}, {}
-        for s in self.subjects:
-            per_subject[f"sub-{s}"], n_voxels[f"sub-{s}"] = self.score_subject(activations, s, seed, device)
-        result = combine_subjects(per_subject, self.identifier, note=f"THINGS-fMRI {self.roi}")
-        result.provenance.update({"roi": self.roi, "roi_columns": list(ROIS[self.roi]), "n_voxels": n_voxels,
-                                  "reduction": self.reduction})
-        return result
+    def finish(self, scores, per_subject):
+        scores.provenance.update({"roi": self.roi, "roi_columns": list(ROIS[self.roi]),
+                                  "n_voxels": {s: i["n_voxels"] for s, i in scores.provenance["subject_info"].items()}})
+        return scores
 
 
 def subject_rdms(roi: str, subjects=SUBJECTS) -> tuple[list[str], np.ndarray, str]:

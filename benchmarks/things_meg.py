@@ -25,27 +25,29 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from neurobench.data.files import cache_path, load_manifest, resolve
+from neurobench.data.assemblies import repetition_slots
+from neurobench.data.files import cache_path, file_state, load_manifest, resolve
 from neurobench.errors import (
     AlignmentError,
     DataUnavailableError,
     InvalidInputError,
     NeurobenchError,
 )
-from neurobench.kinds.base import Benchmark
+from neurobench.kinds.per_subject import SubjectResponses
+from neurobench.kinds.temporal_encoding import TemporalEncodingBenchmark, split_responses
 from neurobench.kinds.temporal_rsa import (
     TemporalData,
     TemporalRSABenchmark,
     bin_time,
     rdms_over_time,
 )
-from neurobench.metrics.ridge import DEFAULT_ALPHAS
+from neurobench.options import finite_float, option
 from neurobench.registry import register_benchmark
 
 log = logging.getLogger(__name__)
@@ -90,10 +92,6 @@ def epochs_file(subject: str) -> list[Path]:
     return linked
 
 
-def _key(paths: list[Path]) -> tuple:
-    return tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
-
-
 def image_stem(path: str) -> str:
     name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
     return name.rsplit(".", 1)[0] if "." in name else name
@@ -114,7 +112,7 @@ def read_epochs(paths: list[Path]):
 def test_image_means(subject: str, chunk: int = 240):
     """(sorted test image ids, means (n_images, n_channels, n_times) float32, channel names, times, sfreq)."""
     paths = epochs_file(subject)
-    key = _key(paths)
+    key = file_state(*paths)
     if key in _MEANS:
         return _MEANS[key]
     epochs = read_epochs(paths)
@@ -243,7 +241,7 @@ def _trial_rows(meta, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def trial_ids(subject: str) -> tuple[list[str], list[str]]:
     """(sorted exp image ids, sorted test image ids) of one participant, from the metadata only."""
     paths = epochs_file(subject)
-    key = _key(paths)
+    key = file_state(*paths)
     if key not in _IDS:
         epochs = read_epochs(paths)
         exp, test, stems = _trial_rows(epochs.metadata.reset_index(drop=True), paths[0])
@@ -279,7 +277,7 @@ def read_trials(subject: str, tmin: float = 0.0, tmax: float | None = 1.0, chunk
     trial order, the first `min count` of each image), read in chunks of trials; cached per
     file state and window within TRIAL_CACHE_BYTES."""
     paths = epochs_file(subject)
-    key = (_key(paths), float(tmin), None if tmax is None else float(tmax))
+    key = (file_state(*paths), float(tmin), None if tmax is None else float(tmax))
     if key in _TRIALS:
         return _TRIALS[key]
     epochs = read_epochs(paths)
@@ -295,11 +293,7 @@ def read_trials(subject: str, tmin: float = 0.0, tmax: float | None = 1.0, chunk
     if counts.max() > 1:
         log.info("%s: %d exp images shown more than once; their trials are averaged", subject, int((counts > 1).sum()))
         train /= counts[:, None, None]
-    test_ids, test_row = np.unique(stems[test].astype(str), return_inverse=True)
-    slot = np.zeros(len(test_row), dtype=np.int64)
-    seen = np.zeros(len(test_ids), dtype=np.int64)
-    for i, row in enumerate(test_row):
-        slot[i], seen[row] = seen[row], seen[row] + 1
+    test_ids, test_row, slot, seen = repetition_slots(stems[test].astype(str))
     reps = int(seen.min())
     if reps != seen.max():
         log.warning("%s: test images have %d to %d repetitions; the first %d of each are used", subject, reps,
@@ -328,110 +322,72 @@ def _group_targets(trials: SubjectTrials, picks: list[int]) -> tuple[np.ndarray,
     return train.reshape(len(train), -1), test.reshape(*test.shape[:2], -1)
 
 
-class ThingsMEGEncodingBenchmark(Benchmark):
+class ThingsMEGEncodingBenchmark(TemporalEncodingBenchmark):
     """Ridge encoding of every (sensor, 10 ms bin) of one sensor group, per participant: trained
-    on the single-trial exp images, tested on the 200 repeated test images (module docstring)."""
+    on the single-trial exp images, tested on the 200 repeated test images (module docstring).
+
+    Parameters
+    ----------
+    subjects : list of str or None
+        Participants to score, among P1..P4 (None: all four).
+    tmin : float
+        Start of the scored window, seconds after image onset (bins whose centre lies in the window).
+    tmax : float or None
+        End of the scored window in seconds (None: the end of the epochs).
+    """
 
     datasets = (DATASET, "things_images")
-    metric = "ridge-encoding"
+    splits = None  # the dataset defines the test set: the 200 test images
+    tmin = option(0.0, finite_float)
+    tmax = option(1.0, finite_float, nullable=True)
 
-    def __init__(self, group: str, tmin: float = 0.0, tmax: float | None = 1.0, inner_cv: int = 5,
-                 alphas: Sequence[float] = DEFAULT_ALPHAS, n_bootstrap: int = 1000, reduction: str | None = None,
-                 dtype: str = "float32", memory_budget: int | None = None):
+    def __init__(self, group: str, **options):
         if group not in GROUPS:
             raise InvalidInputError(f"unknown THINGS-MEG sensor group {group!r}; groups: {list(GROUPS)}")
-        self.group, self.tmin, self.tmax = group, float(tmin), tmax
+        self.group = group
         self.identifier = f"things-meg.{group}-encoding"
-        window = f"{self.tmin:g}-{'end' if tmax is None else f'{tmax:g}'} s"
-        self.description = (f"THINGS-MEG {_what(group)}, every (sensor, 10 ms bin) in {window}; ridge trained on the "
-                            "~22k single-trial exp images, tested on the 200 test images x 12 repetitions, split-half "
-                            "ceiling, 4 participants")
-        self.inner_cv, self.alphas, self.n_bootstrap = inner_cv, tuple(alphas), n_bootstrap
-        self.reduction, self.dtype, self.memory_budget = reduction, dtype, memory_budget
         self.data_files = _data_files()
         self._stimuli = None
+        self.configure(**options)
+
+    @property
+    def description(self) -> str:
+        window = f"{self.tmin:g}-{'end' if self.tmax is None else f'{self.tmax:g}'} s"
+        return (f"THINGS-MEG {_what(self.group)}, every (sensor, 10 ms bin) in {window}; ridge trained on the "
+                "~22k single-trial exp images, tested on the 200 test images x 12 repetitions, split-half "
+                "ceiling, 4 participants")
+
+    def available_subjects(self):
+        return SUBJECTS
 
     def stimuli(self):
         """Union of the participants' exp and test images (sorted ids), from the metadata only."""
         if self._stimuli is None:
             from neurobench.benchmarks.things_images import load_things_stimuli
 
-            ids = sorted({i for s in SUBJECTS for part in trial_ids(s) for i in part})
+            ids = sorted({i for s in self.selected_subjects() for part in trial_ids(s) for i in part})
             self._stimuli = load_things_stimuli(ids, "things-meg-exp-test")
         return self._stimuli
 
-    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
-        from neurobench.kinds.per_subject import combine_subjects, row_index
-        from neurobench.kinds.temporal_encoding import score_split_encoding
+    def subject_responses(self, subject: str, **_run) -> SubjectResponses:
+        trials = read_trials(subject, self.tmin, self.tmax)
+        picks = sensor_group(trials.channels, self.group, subject)
+        train, test = _group_targets(trials, picks)
+        ids, means, test = split_responses(train, test, trials.train_ids, trials.test_ids)
+        targets = pd.DataFrame({"sensor": np.repeat(np.asarray(trials.channels)[picks], len(trials.times)),
+                                "time": np.tile(trials.times, len(picks))})
+        return SubjectResponses(subject, ids, means, test_ids=trials.test_ids, test_repetitions=test,
+                                targets=targets, info={"n_sensors": len(picks)})
 
-        index = row_index(activations, self.stimuli().ids, "THINGS-MEG")
-        per_subject, per_layer, times = {}, {}, None
-        for subject in SUBJECTS:
-            trials = read_trials(subject, self.tmin, self.tmax)
-            if times is not None and (len(trials.times) != len(times) or not np.allclose(trials.times, times)):
-                raise AlignmentError(f"{DATASET}: {subject} has another time axis than {SUBJECTS[0]}")
-            times = trials.times
-            missing = [i for i in trials.train_ids + trials.test_ids if i not in index]
-            if missing:
-                raise AlignmentError(f"{subject}: responses to images the stimulus set lacks: {missing[:5]}")
-            picks = sensor_group(trials.channels, self.group, subject)
-            train, test = _group_targets(trials, picks)
-            rows = np.asarray([index[i] for i in trials.train_ids + trials.test_ids])
-            res, layers = score_split_encoding(
-                {name: np.asarray(acts)[rows] for name, acts in activations.items()}, train, test,
-                trials.train_ids, trials.test_ids, inner_cv=self.inner_cv,
-                alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
-                memory_budget=memory_budget if memory_budget is not None else self.memory_budget, reduction=self.reduction)
-            sensors = np.repeat(np.asarray(trials.channels)[picks], len(times))
-            res.per_target["sensor"], res.per_target["time"] = sensors, np.tile(times, len(picks))
-            per_subject[subject], per_layer[subject] = res, (layers, res.per_target)
-        result = combine_subjects(per_subject, benchmark=self.identifier,
-                                  note=f"{len(per_subject)} participants ({', '.join(per_subject)})")
-        result.per_target = _best_layer_targets(per_layer, result.best_layer)
+    def finish(self, scores, per_subject):
+        scores = super().finish(scores, per_subject)
+        times = scores.provenance["timecourse"]["times"]
         window = f"{times[0] - BIN_S / 2:.3f}-{times[-1] + BIN_S / 2:.3f} s"
-        result.selection += (f"; targets: every (sensor, 10 ms bin) of {_what(self.group)} with bin centre in "
+        scores.selection += (f"; targets: every (sensor, 10 ms bin) of {_what(self.group)} with bin centre in "
                              f"{window}; per participant the score is the median over targets with a usable ceiling")
-        result.ceiling_note += "; all post-onset (sensor, time) targets pooled, no time window chosen"
-        result.provenance.update({"group": self.group, "window_s": [self.tmin, self.tmax], "bin_s": BIN_S,
-                                  "reduction": self.reduction,
-                                  "timecourse": _timecourses(per_layer, list(activations), times)})
-        return result
-
-
-def _best_layer_targets(per_layer, best: str):
-    """Long per-target table of the headline layer: one row per participant x sensor x time bin."""
-    import pandas as pd
-
-    frames = []
-    for subject, (layers, table) in per_layer.items():
-        lay = layers[best]
-        frames.append(pd.DataFrame({"subject": subject, "sensor": table["sensor"], "time": table["time"],
-                                    "r": lay["r"], "normalized": lay["normalized"],
-                                    "reliability": table["reliability"], "usable": lay["usable"],
-                                    "alpha": lay["alpha"]}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _timecourses(per_layer, names: list[str], times: np.ndarray) -> dict:
-    """Per layer and bin: median over sensors of held-out r and of the normalised score, per
-    participant and averaged over participants."""
-    from neurobench.kinds.temporal_encoding import timecourse
-
-    n = len(times)
-    per = {s: {k: np.stack([timecourse(layers[name][k], n) for name in names]) for k in ("r", "normalized")}
-           for s, (layers, _t) in per_layer.items()}
-
-    def mean(k):
-        with np.errstate(all="ignore"):
-            return np.nanmean(np.stack([p[k] for p in per.values()]), axis=0)
-
-    def lists(a):
-        return np.round(a, 6).tolist()
-
-    return {"times": [float(t) for t in times], "layers": list(names), "statistic":
-            "median over sensors per 10 ms bin (normalised: over sensors with a usable ceiling); mean over participants",
-            "r": lists(mean("r")), "normalized": lists(mean("normalized")),
-            "per_subject": {s: {k: lists(v) for k, v in p.items()} for s, p in per.items()}}
+        scores.ceiling_note += "; all post-onset (sensor, time) targets pooled, no time window chosen"
+        scores.provenance.update({"group": self.group, "window_s": [self.tmin, self.tmax], "bin_s": BIN_S})
+        return scores
 
 
 def _what(group: str) -> str:
@@ -439,8 +395,8 @@ def _what(group: str) -> str:
 
 
 def _make_encoding(group: str):
-    def factory(tmin: float = 0.0, tmax: float | None = 1.0):
-        return ThingsMEGEncodingBenchmark(group, tmin=tmin, tmax=tmax)
+    def factory(**options):
+        return ThingsMEGEncodingBenchmark(group, **options)
 
     factory.__doc__ = (f"THINGS-MEG {_what(group)}: time-resolved ridge encoding (exp images train, 200 test images "
                        "x 12 repetitions test), split-half ceiling, 4 participants")

@@ -27,10 +27,13 @@ class Option:
     """
 
     def __init__(self, default: Any, check: Callable[[Any], Any] | None = None,
-                 parse: Callable[[str], Any] | None = None):
+                 parse: Callable[[str], Any] | None = None, nullable: bool = False):
         self.default = default
         self.check = check
+        self.nullable = nullable or default is None
         self.parse = parse or _parser_for(default)
+        if self.nullable and default is not None:
+            self.parse = _none_or(self.parse)
         self.name = ""
 
     def __set_name__(self, owner, name: str) -> None:
@@ -45,7 +48,7 @@ class Option:
         obj.__dict__[f"_option_{self.name}"] = self.validate(value, getattr(obj, "identifier", "") or type(obj).__name__)
 
     def validate(self, value, owner: str = "") -> Any:
-        if self.check is None or value is None and self.default is None:
+        if self.check is None or value is None and self.nullable:
             return value
         try:
             return self.check(value)
@@ -64,9 +67,10 @@ class Option:
 
 
 def option(default: Any, check: Callable[[Any], Any] | None = None,
-           parse: Callable[[str], Any] | None = None) -> Any:
-    """Declare an option on a kind (see the module docstring)."""
-    return Option(default, check, parse)
+           parse: Callable[[str], Any] | None = None, nullable: bool = False) -> Any:
+    """Declare an option on a kind (see the module docstring); `nullable` also accepts None (the
+    default when the default is None; `none` on the command line)."""
+    return Option(default, check, parse, nullable)
 
 
 # ------------------------------------------------------------------------------------- parsers
@@ -171,12 +175,16 @@ def finite_float(value) -> float:
 # ------------------------------------------------------------------------------------- docs
 
 def declared_options(cls) -> dict[str, Option]:
-    """Every option a class accepts (its own and inherited ones; the nearest declaration wins)."""
+    """Every option a class accepts (its own and inherited ones; the nearest declaration wins; a
+    subclass withdraws an inherited option by setting its name to a plain value, e.g. `splits =
+    None` for a dataset that defines its own test set)."""
     out: dict[str, Option] = {}
     for klass in reversed(cls.__mro__):
         for name, value in vars(klass).items():
             if isinstance(value, Option):
                 out[name] = value
+            elif name in out:  # a subclass that sets the name to a plain value withdraws the option
+                del out[name]
     return dict(sorted(out.items()))
 
 

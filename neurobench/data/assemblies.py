@@ -46,3 +46,25 @@ def align_to(assembly: xr.DataArray, stimulus_ids: Sequence[str], what: str = "a
         )
     index = {s: i for i, s in enumerate(have)}
     return assembly.isel(presentation=[index[s] for s in want])
+
+
+def repetition_slots(trial_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For trials (in presentation order) showing `trial_ids`: the sorted distinct ids, each
+    trial's row among them, its repetition slot (0 for the first showing of its stimulus) and
+    the number of showings of each id."""
+    ids, rows, counts = np.unique(np.asarray(trial_ids), return_inverse=True, return_counts=True)
+    rows = rows.reshape(-1)
+    order = np.argsort(rows, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slots = np.empty(len(rows), dtype=np.int64)
+    slots[order] = np.arange(len(rows)) - np.repeat(starts, counts)
+    return ids, rows, slots, counts
+
+
+def by_repetition(values: np.ndarray, trial_ids, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Single trials (trials x targets) -> (sorted distinct ids, stimuli x repetitions x targets),
+    repetitions in presentation order, NaN where a stimulus was shown fewer times."""
+    ids, rows, slots, counts = repetition_slots(trial_ids)
+    out = np.full((len(ids), int(counts.max()), values.shape[1]), np.nan, dtype=dtype)
+    out[rows, slots] = values
+    return ids, out

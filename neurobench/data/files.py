@@ -261,6 +261,16 @@ def _mark_verified(path: Path, checksum: str) -> None:
     _write_json(_marker(path), _file_state(path, checksum))
 
 
+def file_state(*paths: Path) -> tuple:
+    """A cache key for parsed file contents: each file's resolved path, size and mtime, so a
+    reader's memo never serves a file that changed (or another file under the same name)."""
+    out = []
+    for path in paths:
+        st = Path(path).stat()
+        out.append((str(Path(path).resolve()), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def cache_path(dataset: str, filename: str) -> Path:
     return paths.home() / "data" / dataset / filename
 

@@ -36,7 +36,7 @@ from .base import Benchmark
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EncodingBenchmark", "check_aligned", "score_encoding"]
+__all__ = ["EncodingBenchmark", "EncodingOptions", "check_aligned", "score_encoding"]
 
 
 def check_aligned(activation_ids: Sequence, response_ids: Sequence, what: str = "responses") -> None:
@@ -293,12 +293,11 @@ def _inner_cv(value):
     return value  # explicit folds (a Splits, or one per outer fold) from a dataset declaration
 
 
-class EncodingBenchmark(Benchmark):
-    """Stimuli + a (presentation x repetition x neuroid) assembly, scored with `score_encoding`.
+REDUCTIONS = one_of(None, "srp", "pca", "none")
 
-    Folds are grouped by stimulus and seeded; the layer is chosen by inner cross-validation on
-    training stimuli only; scores are normalised per target by the split-half Spearman-Brown
-    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling).
+
+class EncodingOptions:
+    """The options of the encoding kinds (a mixin: `EncodingBenchmark`, `PerSubjectEncodingBenchmark`).
 
     Parameters
     ----------
@@ -323,9 +322,24 @@ class EncodingBenchmark(Benchmark):
     inner_cv = option(5, _inner_cv)
     alphas = option(DEFAULT_ALPHAS, positive_floats)
     n_bootstrap = option(1000, non_negative_int)
-    reduction = option(None, one_of(None, "srp", "pca", "none"))
+    reduction = option(None, REDUCTIONS)
     dtype = option("float32", one_of("float32", "float64"))
     metric = "ridge-encoding"
+
+    def encoding_options(self) -> dict:
+        """The keyword arguments of `score_encoding` that come from this kind's options (all but
+        the outer splits, which a per-subject dataset may define itself)."""
+        return {"inner_cv": self.inner_cv, "alphas": self.alphas, "n_bootstrap": self.n_bootstrap,
+                "dtype": self.dtype, "reduction": None if self.reduction == "none" else self.reduction}
+
+
+class EncodingBenchmark(EncodingOptions, Benchmark):
+    """Stimuli + a (presentation x repetition x neuroid) assembly, scored with `score_encoding`.
+
+    Folds are grouped by stimulus and seeded; the layer is chosen by inner cross-validation on
+    training stimuli only; scores are normalised per target by the split-half Spearman-Brown
+    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling).
+    """
 
     def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],
                  load_stimuli: Callable[[], StimulusSet], load_assembly: Callable[[], xr.DataArray],
@@ -335,18 +349,12 @@ class EncodingBenchmark(Benchmark):
         self._stimuli: StimulusSet | None = None
         self.configure(**options)
 
-    def encoding_options(self) -> dict:
-        """The keyword arguments of `score_encoding` that come from this kind's options."""
-        return {"splits": self.splits, "inner_cv": self.inner_cv, "alphas": self.alphas,
-                "n_bootstrap": self.n_bootstrap, "dtype": self.dtype,
-                "reduction": None if self.reduction == "none" else self.reduction}
-
     def assembly(self) -> xr.DataArray:
         return align_to(self._load_assembly(), self.stimuli().ids, what=f"{self.identifier} responses")
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         ids = self.stimuli().ids
-        result = score_encoding(activations, self.assembly(), ids, ids, seed=seed, device=device,
-                                memory_budget=memory_budget, **self.encoding_options())
+        result = score_encoding(activations, self.assembly(), ids, ids, splits=self.splits, seed=seed,
+                                device=device, memory_budget=memory_budget, **self.encoding_options())
         result.provenance["reduction"] = self.reduction
         return result

@@ -1,26 +1,40 @@
-"""One headline over subjects from per-subject encoding results.
+"""Per-subject encoding: a kind for datasets scored subject by subject, and the combination over subjects.
 
-Datasets such as NSD, THINGS-fMRI and Pereira are scored subject by subject (each subject has
-its own voxels, and often its own training stimuli). The combined score is the mean over
-subjects, for one layer chosen by the mean inner-CV score (training data only). Its CI is the
-percentile interval of the mean of the subjects' bootstrap samples: with the same test stimuli
-in the same order and the same seed, the subjects share the stimulus resampling (a paired
-bootstrap over stimuli); otherwise the subjects are resampled independently, which is the
-bootstrap of a mean of independent estimates.
+Datasets such as NSD, THINGS-fMRI, THINGS-MEG and Pereira are scored subject by subject (each
+subject has its own voxels or sensors, and often its own training stimuli). A dataset module
+subclasses `PerSubjectEncodingBenchmark` and supplies its readers: the subjects it has
+(`available_subjects`), the stimulus set (`stimuli`), and one subject's responses
+(`subject_responses` -> `SubjectResponses`: rows by stimulus id, the dataset's test set or fold
+grouping, its ceiling, per-target labels). The kind owns the options, the subject loop, row
+alignment by stimulus id, `score_encoding` and the combination over subjects.
+
+The combined score is the mean over subjects, for one layer chosen by the mean inner-CV score
+(training data only). Its CI is the percentile interval of the mean of the subjects' bootstrap
+samples: with the same test stimuli in the same order and the same seed, the subjects share the
+stimulus resampling (a paired bootstrap over stimuli); otherwise the subjects are resampled
+independently, which is the bootstrap of a mean of independent estimates.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInputError
+from ..errors import AlignmentError, DataUnavailableError, InvalidInputError
+from ..metrics.splits import Splits, fixed_split, kfold_splits
+from ..options import names, option
 from ..result import Scores
+from .base import Benchmark
+from .encoding import EncodingOptions, score_encoding
 
-__all__ = ["combine_subjects", "row_index"]
+log = logging.getLogger(__name__)
+
+__all__ = ["PerSubjectEncodingBenchmark", "SubjectResponses", "combine_subjects", "row_index"]
 
 
 def row_index(activations: Mapping[str, Any], ids: Sequence[str], what: str) -> dict[str, int]:
@@ -105,3 +119,144 @@ def combine_subjects(per_subject: Mapping[str, Scores], benchmark: str, note: st
         bootstrap={layer: {"raw": _mean_samples(per_subject, layer, "raw"),
                            "normalized": _mean_samples(per_subject, layer, "normalized")} for layer in layers},
     )
+
+
+@dataclass
+class SubjectResponses:
+    """One subject's responses, as a dataset's reader hands them to `PerSubjectEncodingBenchmark`.
+
+    `responses` is (stimuli, repetitions, targets), NaN where a stimulus has fewer repetitions,
+    or (stimuli, targets) when the dataset gives a ceiling or `test_repetitions`; its rows follow
+    `stimulus_ids`. `test_ids`: the dataset's test set (the other rows train); None: the kind's
+    `splits` folds. `groups`: a label per row that folds must not split (e.g. a passage); None:
+    rows are grouped by stimulus. `ceiling`: per-target ceiling in r^2 units given by the dataset
+    (None: split-half reliability of the repetitions). `test_repetitions`: the test rows'
+    repeated responses (test rows in order x repetitions x targets) when `responses` holds one
+    mean per row. `targets`: per-target columns for the per-target table (voxel coordinates,
+    sensor and time). `info`: what the subject's provenance should record.
+    """
+
+    subject: str
+    stimulus_ids: Sequence[str]
+    responses: np.ndarray
+    test_ids: Sequence[str] | None = None
+    groups: Sequence | None = None
+    ceiling: np.ndarray | None = None
+    ceiling_note: str | None = None
+    test_repetitions: np.ndarray | None = None
+    targets: pd.DataFrame | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class PerSubjectEncodingBenchmark(EncodingOptions, Benchmark):
+    """Ridge encoding subject by subject, combined over subjects (see the module docstring).
+
+    A dataset subclass sets `identifier`, `description`, `datasets` and implements
+    `available_subjects`, `stimuli` and `subject_responses`; it may override `default_subjects`
+    (which subjects to score when none are asked for), `subject_label` and `finish`.
+
+    Parameters
+    ----------
+    subjects : list of str or None
+        The subjects to score (None: the dataset's default, e.g. every subject whose files are
+        local).
+    """
+
+    subjects = option(None, names)
+    keep_layer_targets = False  # also keep every layer's per-target values (for time courses)
+
+    # ------------------------------------------------------------------ dataset hooks
+
+    def available_subjects(self) -> Sequence[str]:
+        """Every subject the dataset has (the order in which they are scored)."""
+        raise NotImplementedError
+
+    def default_subjects(self) -> Sequence[str]:
+        """The subjects scored when none are asked for (default: all)."""
+        return self.available_subjects()
+
+    def subject_responses(self, subject: str, seed: int = 0, device="cpu",
+                          memory_budget: int | None = None) -> SubjectResponses:
+        """One subject's responses; `seed`, `device` and `memory_budget` are the run's, for
+        datasets whose readers compute (e.g. a cross-subject ceiling with the run's folds)."""
+        raise NotImplementedError
+
+    def subject_label(self, subject: str) -> str:
+        """How a subject is named in results (e.g. 'sub-01')."""
+        return subject
+
+    def finish(self, scores: Scores, per_subject: Mapping[str, Scores]) -> Scores:
+        """Add dataset-specific provenance to the combined scores (default: nothing)."""
+        return scores
+
+    # ------------------------------------------------------------------ the kind
+
+    def selected_subjects(self) -> tuple[str, ...]:
+        """The subjects this run scores: those asked for (checked against the dataset's), else
+        the dataset's default."""
+        if self.subjects is None:
+            chosen = tuple(self.default_subjects())
+            if not chosen:
+                raise DataUnavailableError(f"{self.identifier}: no subject's data is available")
+            return chosen
+        have = list(self.available_subjects())
+        unknown = [s for s in self.subjects if s not in have]
+        if unknown:
+            raise DataUnavailableError(f"{self.identifier}: the dataset has no subject(s) {unknown}; subjects: {have}")
+        return tuple(self.subjects)
+
+    def folds(self, n_rows: int, groups: Sequence | None, ids: Sequence[str], seed: int):
+        """Outer folds (the `splits` option) and inner folds, grouped by `groups` (else by stimulus)."""
+        if isinstance(self.splits, Splits):
+            return self.splits, self.inner_cv
+        if groups is None:
+            return kfold_splits(n_rows, int(self.splits), groups=np.asarray(ids), seed=seed), self.inner_cv
+        g = np.asarray(groups)
+        outer = kfold_splits(n_rows, int(self.splits), groups=g, seed=seed)
+        inner = self.inner_cv
+        if isinstance(inner, (int, np.integer)):
+            inner = [kfold_splits(len(tr), int(inner), groups=g[tr], seed=seed) for tr, _ in outer.folds]
+        return outer, inner
+
+    def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
+        index = row_index(activations, self.stimuli().ids, self.identifier)
+        per_subject, info = {}, {}
+        for subject in self.selected_subjects():
+            data = self.subject_responses(subject, seed=seed, device=device, memory_budget=memory_budget)
+            label = self.subject_label(subject)
+            log.info("%s: scoring %s", self.identifier, label)
+            per_subject[label] = self._score_subject(data, activations, index, seed, device, memory_budget)
+            info[label] = data.info
+        scores = combine_subjects(per_subject, benchmark=self.identifier,
+                                  note=f"{len(per_subject)} subjects ({', '.join(per_subject)})")
+        scores.provenance.update({"reduction": self.reduction, "subject_info": info})
+        return self.finish(scores, per_subject)
+
+    def _score_subject(self, data: SubjectResponses, activations, index, seed, device, memory_budget) -> Scores:
+        ids = [str(i) for i in data.stimulus_ids]
+        missing = [s for s in ids if s not in index]
+        if missing:
+            raise AlignmentError(f"{self.identifier}: {data.subject}'s responses are to stimuli the stimulus set "
+                                 f"lacks: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        rows = np.asarray([index[s] for s in ids])
+        same = len(rows) == len(index) and bool((rows == np.arange(len(rows))).all())
+        acts = {name: (a if same else np.asarray(a)[rows]) for name, a in activations.items()}
+        if data.test_ids is not None:
+            test = set(str(i) for i in data.test_ids)
+            outer = fixed_split(ids=np.asarray(ids), train_ids=[i for i in ids if i not in test],
+                                test_ids=[i for i in ids if i in test])
+            inner = self.inner_cv
+        else:
+            outer, inner = self.folds(len(ids), data.groups, ids, seed)
+        options = {**self.encoding_options(), "inner_cv": inner}
+        responses = np.asarray(data.responses)
+        if responses.ndim == 2 and data.test_repetitions is None:  # one response per stimulus
+            responses = responses[:, None, :]
+        scores = score_encoding(acts, responses, ids, ids, splits=outer, seed=seed, device=device,
+                                memory_budget=memory_budget, ceiling=data.ceiling, ceiling_note=data.ceiling_note,
+                                test_repetitions=data.test_repetitions, keep_layer_targets=self.keep_layer_targets,
+                                **options)
+        if data.targets is not None:
+            for column in data.targets.columns:
+                scores.per_target[column] = data.targets[column].to_numpy()
+        return scores

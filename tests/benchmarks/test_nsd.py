@@ -214,7 +214,7 @@ def _median_scores(frame: pd.DataFrame) -> tuple[float, float]:
 def test_api_matches_sklearn_ridge_and_numpy_ceiling(miniature, plugin, tmp_path):
     truth = build(miniature)
     bench = nsd.NSDEncodingBenchmark("v1", alphas=[10.0], dtype="float64", n_bootstrap=200)
-    assert bench.subjects() == SUBJECTS
+    assert bench.selected_subjects() == SUBJECTS
     result = nb.score("nsd-tiny", bench, device="cpu", store=tmp_path / "api.sqlite")
     stim = bench.stimuli()
     seen = set(np.concatenate([truth.trial_images(s, k) for s in SUBJECTS for k in SESSIONS]).tolist())
@@ -264,7 +264,7 @@ def test_data_files_and_subject_choice(miniature):
     assert not any("floc-faces" in n for n in names)
     assert bench.data_status() == (True, "")
     one = nsd.NSDEncodingBenchmark("ppa", subjects=[2])
-    assert one.subjects() == ("subj02",)
+    assert one.selected_subjects() == ("subj02",)
     assert len(one.stimuli()) == N_SHARED + N_OWN
 
 
@@ -287,12 +287,12 @@ def test_ffa_merges_both_patches_and_reads_nifti_like_hdf5(miniature):
 def test_missing_subject_names_the_subjects_at_hand(miniature):
     build(miniature)
     with pytest.raises(DataUnavailableError, match=r"subj03.*subjects: \['subj01', 'subj02'\]"):
-        nsd.NSDEncodingBenchmark("v1", subjects=["subj03"]).subjects()
+        nsd.NSDEncodingBenchmark("v1", subjects=["subj03"]).selected_subjects()
     (miniature.folder("nsd") / nsd.BETA_DIR.format(subject="subj02") / "betas_session02.nii.gz").unlink()
     bench = nsd.NSDEncodingBenchmark("v1", subjects=["subj02"])
     with pytest.raises(DataUnavailableError, match=r"subj02.*all local: \['subj01'\]"):
         bench.stimuli()
-    assert nb.load_benchmark("nsd.v1-encoding").subjects() == ("subj01",)  # default: the subjects at hand
+    assert nb.load_benchmark("nsd.v1-encoding").selected_subjects() == ("subj01",)  # default: the subjects at hand
 
 
 def test_absent_roi_names_the_rois_present(miniature):

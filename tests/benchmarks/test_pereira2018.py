@@ -321,13 +321,13 @@ def test_bad_release_files(miniature, edit, error, words):
 def test_subjects_that_do_not_exist(miniature):
     build_release(miniature)
     with pytest.raises(NeurobenchError, match=r"\['M08'\] did not take part in Experiment 3.*'M03'"):
-        pereira.PereiraEncoding("243sentences", subjects=["M08", "P01"]).subjects()
+        pereira.PereiraEncoding("243sentences", subjects=["M08", "P01"]).selected_subjects()
     with pytest.raises(DataUnavailableError, match=r"no archive for \['M07'\]; it has \['P01', 'M02', 'M04'\]"):
-        pereira.PereiraEncoding("243sentences", subjects=["M07", "P01"]).subjects()
+        pereira.PereiraEncoding("243sentences", subjects=["M07", "P01"]).selected_subjects()
     with pytest.raises(InvalidInputError, match="needs >= 2 subjects"):
-        pereira.PereiraEncoding("384sentences", subjects=["M02"]).subjects()
+        pereira.PereiraEncoding("384sentences", subjects=["M02"]).selected_subjects()
     bench = pereira.PereiraEncoding("384sentences", subjects=["M04", "P01"])
-    assert bench.subjects() == ["M04", "P01"]
+    assert bench.selected_subjects() == ("M04", "P01")
     assert bench.data_files == (("pereira2018", "M04.tar"), ("pereira2018", "P01.tar"))
     assert bench.data_status() == (True, "")
 

@@ -230,8 +230,7 @@ def test_loader_reads_native_layout(miniature):
     means = rel.image_means("02", ("lLOC", "rLOC"))
     for k, n in enumerate(data.stimulus_ids):
         np.testing.assert_allclose(data.responses[k, 0], means[n], rtol=1e-6)
-    ragged = tf._load_subject_roi.__wrapped__(
-        tuple(tf._stat_key(p) for p in tf.subject_files(tf.betas_folder(), "02").values()), "02", ("V1",), "keep")
+    ragged = tf.load_subject_roi("02", "V1", repeats="keep")
     counts = (~np.isnan(ragged.responses[:, :, 0])).sum(1)
     assert sorted(set(counts)) == [1, N_REPS]
     stim = tf.all_stimuli()
