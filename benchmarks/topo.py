@@ -1,8 +1,9 @@
 """`topo.*` benchmarks: topographic signatures of a model's sheet layers on the 92 objects.
 
-Declarations of the topographic kind (`neurobench.kinds.topographic`): which signature, on which stimuli. Headline = mean over the scored layers that
-have sheet positions (a signature of the whole model, no layer picked by peeking); the per-layer
-table carries every layer's value with its p-value or CI. There is no noise ceiling.
+Declarations of the topographic kind (`neurobench.kinds.topographic`): which signature, on which
+stimuli. Headline = mean over the scored layers that have sheet positions (a signature of the
+whole model, no layer picked by peeking); the per-layer table carries every layer's value with
+its p-value or CI. There is no noise ceiling.
 """
 
 from __future__ import annotations
