@@ -26,7 +26,8 @@ import xarray as xr
 from ..data.assemblies import align_to
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
-from ..errors import AlignmentError, InvalidInputError
+from ..errors import InvalidInputError
+from ..ids import check_same_ids
 from ..metrics.ceiling import normalize_scores, split_half_reliability
 from ..metrics.correlation import weighted_pearson_columns
 from ..metrics.inference import bootstrap_counts
@@ -38,27 +39,9 @@ from .base import Benchmark
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EncodingBenchmark", "check_aligned", "score_encoding"]
+__all__ = ["EncodingBenchmark", "score_encoding"]
 
-
-def check_aligned(activation_ids: Sequence, response_ids: Sequence, what: str = "responses") -> None:
-    """Raise AlignmentError unless both id lists are the same stimuli in the same order."""
-    a, b = [str(i) for i in activation_ids], [str(i) for i in response_ids]
-    if a == b:
-        return
-    sa, sb = set(a), set(b)
-    if sa != sb or len(a) != len(b):
-        only_a, only_b = sorted(sa - sb)[:3], sorted(sb - sa)[:3]
-        raise AlignmentError(
-            f"activations and {what} describe different stimuli ({len(a)} vs {len(b)} rows; "
-            f"only in activations: {only_a}, only in {what}: {only_b}); extract activations for "
-            f"the benchmark's own stimulus set"
-        )
-    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    raise AlignmentError(
-        f"activations and {what} hold the same stimuli in a different order (first difference "
-        f"at row {first}: {a[first]!r} vs {b[first]!r}); reorder by stimulus id, never by position"
-    )
+check_aligned = check_same_ids  # old name, kept for docs/ridge.md; use neurobench.ids.check_same_ids
 
 
 def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
@@ -157,7 +140,8 @@ def score_encoding(
     images shown once and test images shown twelve times, without padding every row to twelve.
     `keep_layer_targets`: also return every layer's per-target frame (`result.layer_targets`).
     """
-    check_aligned(activation_ids, response_ids)
+    check_same_ids(activation_ids, response_ids, "activations", "responses",
+                   hint="extract activations for the benchmark's own stimulus set")
     from ..metrics.ceiling import as_repeated_array
 
     dev = resolve_device(device)  # once: the ridge and the bootstrap both run on it
