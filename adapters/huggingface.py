@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from neurobench import paths
-from neurobench.data.files import offline, sha256_of
+from neurobench.data.files import sha256_of
 from neurobench.errors import CheckpointError
 from neurobench.models.adapter import state_dict_sha256
 from neurobench.models.text import TextAdapter
-from neurobench.models.weights import check_download, hub_lfs_sha256
+from neurobench.models.weights import WeightSource
 from neurobench.registry import register_model
 
 log = logging.getLogger(__name__)
@@ -29,52 +27,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "merges.txt", "vocab.txt")
 
 
-@dataclass(frozen=True)
-class HFModelWeights:
-    """A transformers model repository on the hub: config, tokenizer and safetensors weights."""
-
-    repo_id: str
-    revision: str = "main"
-
-    @property
-    def cache_dir(self) -> Path:
-        return paths.subdir("hub")
-
-    def cached_path(self) -> Path | None:
-        """The local snapshot directory if config and weights are cached, else None."""
-        from huggingface_hub import try_to_load_from_cache
-
-        hits = [try_to_load_from_cache(self.repo_id, f, cache_dir=self.cache_dir, revision=self.revision)
-                for f in ("config.json", WEIGHTS_FILE)]
-        return Path(hits[0]).parent if all(isinstance(h, str) for h in hits) else None
-
-    def fetch(self) -> Path:
-        """Download (or find) the snapshot; the weights file must match the hub's LFS sha256."""
-        cached = self.cached_path()
-        if cached is not None:
-            return cached
-        if offline():
-            raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
-        try:
-            from huggingface_hub import snapshot_download
-
-            expected = hub_lfs_sha256(self.repo_id, WEIGHTS_FILE, self.revision)
-            folder = Path(snapshot_download(self.repo_id, revision=self.revision, cache_dir=self.cache_dir,
-                                            allow_patterns=["config.json", WEIGHTS_FILE, *TOKENIZER_FILES]))
-        except CheckpointError:
-            raise
-        except Exception as exc:  # offline, DNS, HTTP errors: many types
-            raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        check_download(folder / WEIGHTS_FILE, expected, f"{self.repo_id}/{WEIGHTS_FILE}")
-        return folder
-
-    def _unreachable(self, why: str) -> str:
-        return (
-            f"weights of {self.repo_id} are not cached and cannot be downloaded ({why}). Run `neurobench fetch` "
-            f"with network access, pass `--weights PATH` to a local transformers folder (config.json, "
-            f"{WEIGHTS_FILE}, tokenizer files), or `--weights random` for an untrained network "
-            "(which still needs the tokenizer files cached)."
-        )
+def HFModelWeights(repo_id: str, revision: str = "main") -> WeightSource:
+    """A transformers model repository on the hub: its snapshot folder with config, tokenizer and
+    safetensors weights; the weights file must match the hub's LFS sha256."""
+    return WeightSource(WEIGHTS_FILE, repo_id=repo_id, revision=revision, folder_files=("config.json",),
+                        extra_files=TOKENIZER_FILES, what=f"weights of {repo_id}",
+                        local=f"a local transformers folder (config.json, {WEIGHTS_FILE}, tokenizer files)",
+                        random_note=" (which still needs the tokenizer files cached)")
 
 
 class HFLanguageAdapter(TextAdapter):
@@ -106,7 +65,7 @@ class HFLanguageAdapter(TextAdapter):
 
 
 def load_hf(source: str | Path, identifier: str, weights: str | None = None, seed: int = 0,
-            hub: HFModelWeights | None = None, config_factory=None, **options) -> HFLanguageAdapter:
+            hub: WeightSource | None = None, config_factory=None, **options) -> HFLanguageAdapter:
     """Build an adapter from a local transformers folder, or from `hub` (None weights).
 
     weights: None (the published weights), 'random' (untrained; config from `config_factory` or

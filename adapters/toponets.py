@@ -32,8 +32,8 @@ from neurobench.models.sheet import sheet_positions
 from neurobench.models.text import HookedTextAdapter
 from neurobench.models.weights import (
     HubWeights,
-    check_download,
-    hub_lfs_sha256,
+    VerifiedHubWeights,
+    WeightSource,
     load_strict,
     read_state_dict,
 )
@@ -151,7 +151,7 @@ class Release:
     default_reason: str
     needs_pickle: bool = False  # the file holds more than tensors: verify before any pickle load
 
-    def hub(self, tau: float) -> HubWeights:
+    def hub(self, tau: float) -> WeightSource:
         cls = VerifiedHubWeights if self.needs_pickle else HubWeights
         return cls(self.repo, self.file_pattern.format(tau=tau))
 
@@ -206,45 +206,6 @@ def make_toporesnet18(tau: float, weights: str | None = None, seed: int = 0) -> 
 
 
 # ViT-B/32 ---------------------------------------------------------------------------------------
-
-class VerifiedHubWeights(HubWeights):
-    """A hub file that is used only once its sha256 equals the hub's LFS sha256.
-
-    The verified hash is recorded next to the cache; a cached copy is re-hashed on every use and
-    must match that record, so a file swapped or corrupted in the cache is never loaded.
-    """
-
-    def _marker(self) -> Path:
-        return paths.subdir("hub-verified") / f"{self.repo_id.replace('/', '--')}--{self.filename}.sha256"
-
-    def fetch_verified(self) -> tuple[Path, str]:
-        path, marker = self.cached_path(), self._marker()
-        if path is not None and marker.is_file():
-            actual = sha256_of(path)
-            if actual == marker.read_text().strip():
-                return path, actual
-            log.warning("cached %s does not match its verified sha256; verifying again", self.filename)
-        if offline():
-            raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set, and no verified copy is cached"))
-        try:
-            from huggingface_hub import hf_hub_download
-
-            expected = hub_lfs_sha256(self.repo_id, self.filename, self.revision)
-            if path is None:
-                path = Path(hf_hub_download(self.repo_id, self.filename, revision=self.revision,
-                                            cache_dir=self.cache_dir))
-        except CheckpointError:
-            raise
-        except Exception as exc:  # offline, DNS, HTTP errors: many types
-            raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        check_download(Path(path), expected, f"{self.repo_id}/{self.filename}")
-        actual = expected
-        marker.write_text(actual)
-        return Path(path), actual
-
-    def fetch(self) -> Path:
-        return self.fetch_verified()[0]
-
 
 def trusted_hashes(extra: str | None = None) -> set[str]:
     """sha256 values the user vouched for: an argument plus NEUROBENCH_TRUSTED_SHA256 (comma list)."""

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from neurobench import paths
-from neurobench.data.files import offline, sha256_of
+from neurobench.data.files import sha256_of
 from neurobench.errors import CheckpointError
 from neurobench.models.adapter import TorchAdapter, state_dict_sha256
 from neurobench.models.preprocess import ImagePreprocess
-from neurobench.models.weights import load_strict, read_state_dict
+from neurobench.models.weights import WeightSource, load_strict, read_state_dict
 from neurobench.registry import register_model
 
 from .toponets import ViTAdapter, resnet_block_layers
@@ -42,61 +40,13 @@ def weights_enum(model: str, weights: str = "DEFAULT"):
         raise CheckpointError(f"torchvision has no weights {weights!r} for model {model!r}") from exc
 
 
-@dataclass(frozen=True)
-class TorchvisionWeights:
-    """A torchvision weights file, cached under NEUROBENCH_HOME/torchvision."""
-
-    model: str
-    weights: str = "DEFAULT"
-
-    @property
-    def url(self) -> str:
-        return weights_enum(self.model, self.weights).url
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    def _target(self) -> Path:
-        return paths.subdir("torchvision") / self.filename
-
-    def cached_path(self) -> Path | None:
-        target = self._target()
-        return target if target.is_file() else None
-
-    def fetch(self) -> Path:
-        """The verified local file, downloading it if needed (hash-checked as torchvision does)."""
-        target = self._target()
-        if not target.is_file():
-            if offline():
-                raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
-            try:
-                torch.hub.download_url_to_file(self.url, str(target), hash_prefix=self.hash_prefix, progress=False)
-            except Exception as exc:  # URLError, HTTP errors, hash mismatch (RuntimeError)
-                target.unlink(missing_ok=True)
-                raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        self.verify(target)
-        return target
-
-    @property
-    def hash_prefix(self) -> str | None:
-        match = torch.hub.HASH_REGEX.search(self.filename)
-        return match.group(1) if match else None
-
-    def verify(self, path: Path) -> None:
-        prefix = self.hash_prefix
-        if prefix and not sha256_of(path).startswith(prefix):
-            raise CheckpointError(
-                f"{path}: sha256 does not start with {prefix} as its torchvision file name promises; the file is "
-                f"corrupt or not {self.filename}. Delete it and run `neurobench fetch` again"
-            )
-
-    def _unreachable(self, why: str) -> str:
-        return (
-            f"torchvision weights {self.filename} ({self.model}, {self.weights}) are not cached and cannot be "
-            f"downloaded ({why}). Run `neurobench fetch` with network access, pass `--weights PATH` to a local "
-            f"copy of {self.url}, or `--weights random` for an untrained network."
-        )
+def TorchvisionWeights(model: str, weights: str = "DEFAULT") -> WeightSource:
+    """A torchvision weights file, cached under NEUROBENCH_HOME/torchvision and checked against the
+    sha256 prefix in its file name (torchvision's `check_hash`) on every use."""
+    url = weights_enum(model, weights).url
+    filename = url.rsplit("/", 1)[-1]
+    return WeightSource(filename, url=url, cache="torchvision", sha256="file-name", recheck=True,
+                        what=f"torchvision weights {filename} ({model}, {weights})", local=f"a local copy of {url}")
 
 
 def preprocess_of(model: str, weights: str = "DEFAULT") -> ImagePreprocess:

@@ -32,11 +32,12 @@ import xarray as xr
 
 from neurobench.data.files import file_state, resolve, unpack
 from neurobench.data.stimuli import StimulusSet
-from neurobench.devices import resolve_device
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError, StimulusError
 from neurobench.kinds.base import Benchmark
 from neurobench.kinds.encoding import score_encoding
-from neurobench.metrics.pls import pearson_columns, pls_fit
+from neurobench.metrics.correlation import pearson_columns, weighted_pearson_columns
+from neurobench.metrics.inference import bootstrap_counts
+from neurobench.metrics.pls import pls_fit
 from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import Splits
 from neurobench.registry import register_benchmark
@@ -249,18 +250,6 @@ def repetition_halves(repetitions: np.ndarray, n_splits: int = N_SPLITS, seed: i
     return [(np.sort(values[a]), np.sort(values[b])) for a, b in ss.split(np.zeros(len(values)))]
 
 
-def masked_weighted_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson r per column of a, b (n x t) under each row of weights w (B x n), over rows where both are finite."""
-    m = (torch.isfinite(a) & torch.isfinite(b)).to(w.dtype)
-    a0, b0 = torch.nan_to_num(a) * m, torch.nan_to_num(b) * m
-    tot = (w @ m).clamp_min(1e-300)
-    ma, mb = (w @ a0) / tot, (w @ b0) / tot
-    cov = (w @ (a0 * b0)) / tot - ma * mb
-    va = ((w @ (a0 * a0)) / tot - ma * ma).clamp_min(0)
-    vb = ((w @ (b0 * b0)) / tot - mb * mb).clamp_min(0)
-    return cov / torch.sqrt(va * vb)
-
-
 def internal_consistency(recording: Recording, weights: torch.Tensor, halves) -> torch.Tensor:
     """Spearman-Brown-corrected split-half r per (weighting, half split, neuroid): (B, S, t)."""
     data = recording.responses
@@ -269,8 +258,9 @@ def internal_consistency(recording: Recording, weights: torch.Tensor, halves) ->
         a_idx, b_idx = np.isin(recording.repetitions, a_vals), np.isin(recording.repetitions, b_vals)
         with np.errstate(all="ignore"):
             ha, hb = np.nanmean(data[:, a_idx], axis=1), np.nanmean(data[:, b_idx], axis=1)
-        r = masked_weighted_corr(weights, torch.as_tensor(ha, dtype=weights.dtype, device=weights.device),
-                                 torch.as_tensor(hb, dtype=weights.dtype, device=weights.device))
+        r = weighted_pearson_columns(weights, torch.as_tensor(ha, dtype=weights.dtype, device=weights.device),
+                                     torch.as_tensor(hb, dtype=weights.dtype, device=weights.device),
+                                     finite_only=True)
         out.append(2 * r / (1 + r))
     return torch.stack(out, 1)
 
@@ -278,12 +268,6 @@ def internal_consistency(recording: Recording, weights: torch.Tensor, halves) ->
 def _nanmedian(x: torch.Tensor) -> torch.Tensor:
     """Median over the last axis ignoring NaN, averaging the two middle values (numpy's, not torch.median's)."""
     return torch.nanquantile(x, 0.5, dim=-1)
-
-
-def bootstrap_weights(n: int, n_bootstrap: int, seed: int) -> np.ndarray:
-    """Row 0: every stimulus once; rows 1..B: multinomial resamples of the stimuli (seeded)."""
-    rng = np.random.default_rng(seed)
-    return np.vstack([np.ones((1, n)), rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)]).astype(np.float64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -328,8 +312,8 @@ class MajajHongPLSBenchmark(_MajajHong):
         rec, Y, labels = self._aligned()
         n = len(Y)
         splits = stratified_shuffle_splits(labels)
-        dev = resolve_device(device)
-        w = torch.as_tensor(bootstrap_weights(n, self.n_bootstrap, seed), device=dev)
+        dev = torch.device(device)  # resolved once by Benchmark.score
+        w = torch.as_tensor(bootstrap_counts(n, self.n_bootstrap, seed), device=dev)
         halves = repetition_halves(rec.repetitions)
         ceil_ns = internal_consistency(rec, w, halves)  # (B+1, S, t)
         ceil_b = _nanmedian(ceil_ns).mean(1)  # (B+1,)
@@ -380,7 +364,7 @@ class MajajHongPLSBenchmark(_MajajHong):
         for s, (train, test) in enumerate(splits):
             pred = self._fit_predict(X, Yt, train, test).to(torch.float64)
             y = torch.as_tensor(Y[test], dtype=torch.float64, device=dev)
-            r_b.append(masked_weighted_corr(w[:, test], pred, y))
+            r_b.append(weighted_pearson_columns(w[:, test], pred, y, finite_only=True))
             r0.append(pearson_columns(pred, y).cpu().numpy())
             sub = stratified_shuffle_splits(labels[train], n_splits=1, seed=seed + s)
             itr, ite = train[sub.folds[0][0]], train[sub.folds[0][1]]
@@ -418,7 +402,7 @@ class MajajHongEncodingBenchmark(_MajajHong):
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         rec, Y, labels = self._aligned()
-        dev = resolve_device(device)
+        dev = torch.device(device)  # resolved once by Benchmark.score
         halves = repetition_halves(rec.repetitions)
         uniform = torch.ones(1, len(Y), dtype=torch.float64, device=dev)
         reliability = internal_consistency(rec, uniform, halves)[0].mean(0).cpu().numpy()

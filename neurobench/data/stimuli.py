@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..errors import AlignmentError, StimulusError
+from ..errors import StimulusError
+from ..ids import check_same_ids
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -117,21 +118,7 @@ class StimulusSet:
 
     def check_aligned(self, ids: Sequence[str], what: str = "neural data") -> None:
         """Raise AlignmentError unless `ids` are exactly this set's ids in this order."""
-        ids = [str(i) for i in ids]
-        if ids == self.ids:
-            return
-        mine, theirs = set(self.ids), set(ids)
-        if mine == theirs:
-            first = next(k for k, (a, b) in enumerate(zip(self.ids, ids)) if a != b)
-            raise AlignmentError(
-                f"{what} has the same stimuli as {self.identifier!r} but in another order "
-                f"(first difference at position {first}: {ids[first]!r} vs {self.ids[first]!r}); reorder by id"
-            )
-        missing, extra = sorted(mine - theirs)[:5], sorted(theirs - mine)[:5]
-        raise AlignmentError(
-            f"{what} and stimulus set {self.identifier!r} describe different stimuli: "
-            f"missing from {what}: {missing}, not in the stimulus set: {extra}"
-        )
+        check_same_ids(self.ids, ids, f"stimulus set {self.identifier!r}", what)
 
     @classmethod
     def from_folder(cls, path: str | Path, identifier: str | None = None) -> StimulusSet:

@@ -26,8 +26,11 @@ import xarray as xr
 from ..data.assemblies import align_to
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
-from ..errors import AlignmentError, InvalidInputError
+from ..errors import InvalidInputError
+from ..ids import check_same_ids
 from ..metrics.ceiling import normalize_scores, split_half_reliability
+from ..metrics.correlation import weighted_pearson_columns
+from ..metrics.inference import bootstrap_counts
 from ..metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
 from ..metrics.splits import Splits, kfold_splits
 from ..options import int_at_least, non_negative_int, one_of, option, positive_floats
@@ -36,61 +39,14 @@ from .base import Benchmark
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EncodingBenchmark", "EncodingOptions", "check_aligned", "score_encoding"]
+__all__ = ["EncodingBenchmark", "EncodingOptions", "score_encoding"]
 
-
-def check_aligned(activation_ids: Sequence, response_ids: Sequence, what: str = "responses") -> None:
-    """Raise AlignmentError unless both id lists are the same stimuli in the same order."""
-    a, b = [str(i) for i in activation_ids], [str(i) for i in response_ids]
-    if a == b:
-        return
-    sa, sb = set(a), set(b)
-    if sa != sb or len(a) != len(b):
-        only_a, only_b = sorted(sa - sb)[:3], sorted(sb - sa)[:3]
-        raise AlignmentError(
-            f"activations and {what} describe different stimuli ({len(a)} vs {len(b)} rows; "
-            f"only in activations: {only_a}, only in {what}: {only_b}); extract activations for "
-            f"the benchmark's own stimulus set"
-        )
-    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    raise AlignmentError(
-        f"activations and {what} hold the same stimuli in a different order (first difference "
-        f"at row {first}: {a[first]!r} vs {b[first]!r}); reorder by stimulus id, never by position"
-    )
-
-
-def _fold_centred_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                       folds: list[torch.Tensor]) -> torch.Tensor:
-    """Pearson r per column of a, b (n, c), each centred within its outer fold, under each row
-    of resampling weights w (B, n).
-
-    Centring within folds removes the spurious negative correlation that pooling out-of-fold
-    predictions creates (each fold's intercept comes from the other folds' responses).
-    """
-    cov = torch.zeros(w.shape[0], a.shape[1], dtype=a.dtype, device=a.device)
-    va, vb = torch.zeros_like(cov), torch.zeros_like(cov)
-    for idx in folds:
-        wf, af, bf = w[:, idx], a[idx], b[idx]
-        tot = wf.sum(1, keepdim=True).clamp_min(1e-300)
-        ma, mb = (wf @ af) / tot, (wf @ bf) / tot
-        cov += wf @ (af * bf) - tot * ma * mb
-        va += wf @ (af * af) - tot * ma * ma
-        vb += wf @ (bf * bf) - tot * mb * mb
-    return cov / torch.sqrt(va.clamp_min(0) * vb.clamp_min(0))
-
-
-def _weighted_corr(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson r per column of a, b (n, c) under each row of weights w (B, n) summing to 1."""
-    ma, mb = w @ a, w @ b
-    cov = w @ (a * b) - ma * mb
-    va = (w @ (a * a) - ma * ma).clamp_min(0)
-    vb = (w @ (b * b) - mb * mb).clamp_min(0)
-    return cov / torch.sqrt(va * vb)
 
 
 def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
-                     weights: np.ndarray, device, chunk_bytes: int = 256 * 2**20, fixed_ceiling=None):
-    """Per-target held-out r (fold-centred) and split-half reliability, for each weighting.
+                     weights: np.ndarray, dev: torch.device, chunk_bytes: int = 256 * 2**20,
+                     fixed_ceiling=None):
+    """Per-target held-out r (fold-centred) and split-half reliability, for each weighting, on `dev`.
 
     Row 0 of `weights` is the plain sample; the other rows are bootstrap resamples of stimuli,
     expressed as multinomial weights, so every resample costs a few matrix products (chunked
@@ -98,7 +54,6 @@ def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.nda
     dataset) is the same in every resample; otherwise the split-half reliability is resampled.
     """
     _n, _, t = data.shape
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
     w = torch.as_tensor(weights, dtype=torch.float64, device=dev)
     folds = [torch.as_tensor(f, device=dev) for f in test_folds]
     with np.errstate(all="ignore"):
@@ -115,10 +70,10 @@ def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.nda
             block = torch.as_tensor(data[:, :, sl], dtype=torch.float64, device=dev)
             rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=dev)
             for a_idx, b_idx in halves:
-                r_half = _weighted_corr(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
+                r_half = weighted_pearson_columns(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
                 rel += 2 * r_half / (1 + r_half)
             rel_all[:, sl] = rel / len(halves)
-        r_all[:, sl] = _fold_centred_corr(w, p[:, sl], y[:, sl], folds)
+        r_all[:, sl] = weighted_pearson_columns(w, p[:, sl], y[:, sl], groups=folds)
     return r_all.cpu().numpy(), rel_all.cpu().numpy()
 
 
@@ -184,8 +139,11 @@ def score_encoding(
     images shown once and test images shown twelve times, without padding every row to twelve.
     `keep_layer_targets`: also return every layer's per-target frame (`result.layer_targets`).
     """
-    check_aligned(activation_ids, response_ids)
+    check_same_ids(activation_ids, response_ids, "activations", "responses",
+                   hint="extract activations for the benchmark's own stimulus set")
     from ..metrics.ceiling import as_repeated_array
+
+    dev = resolve_device(device)  # once: the ridge and the bootstrap both run on it
 
     single = ceiling is not None or test_repetitions is not None
     if test_repetitions is not None and np.ndim(responses) == 2:
@@ -222,20 +180,17 @@ def score_encoding(
 
     def fit(name):  # one layer at a time: only one layer's out-of-fold predictions are ever held
         return ridge_cv_multi({name: activations[name]}, Y, outer, alphas, inner_cv=inner_cv, groups=groups,
-                              seed=seed, device=device, dtype=dtype, memory_budget=memory_budget,
+                              seed=seed, device=dev, dtype=dtype, memory_budget=memory_budget,
                               reduction=reduction, return_predictions=True)[name]
 
-    boot_device = resolve_device(device)
-    weights = np.vstack([np.full((1, n_test), 1.0 / n_test),
-                         np.random.default_rng(seed).multinomial(n_test, np.full(n_test, 1.0 / n_test),
-                                                                 size=n_bootstrap) / n_test])
+    weights = bootstrap_counts(n_test, n_bootstrap, seed) / n_test  # as frequencies (r is the same up to rounding)
     rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
     records = {}
     for name in activations:
         res = fit(name)
         records[name] = (res.splits, res.record)
         r_w, rel_w = _held_out_scores(res.predictions[test_rows], test_data, test_folds, halves, weights,
-                                      boot_device, fixed_ceiling=rel0 if halves is None else None)
+                                      dev, fixed_ceiling=rel0 if halves is None else None)
         r = r_w[0]
         pooled[name] = r
         ns = normalize_scores(r, rel0)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from .correlation import pearson_columns
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,6 @@ class Ceiling:
                 "n_unusable": self.n_unusable, **self.meta}
 
 
-def _pearson_cols(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    ac, bc = a - a.mean(0), b - b.mean(0)
-    den = torch.sqrt((ac * ac).sum(0) * (bc * bc).sum(0))
-    r = (ac * bc).sum(0) / den
-    return torch.where(den > 0, r, torch.full_like(r, float("nan")))
-
-
 def split_half_reliability(data: Any, n_splits: int = 10, seed: int = 0,
                            device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
                            chunk: int = 4096) -> Ceiling:
@@ -153,7 +147,7 @@ def split_half_reliability(data: Any, n_splits: int = 10, seed: int = 0,
         sb_sum = torch.zeros(block.shape[2], dtype=dtype, device=device)
         r_sum = torch.zeros_like(sb_sum)
         for a, b in halves:
-            r = _pearson_cols(block[:, a.to(device)].mean(1), block[:, b.to(device)].mean(1))
+            r = pearson_columns(block[:, a.to(device)].mean(1), block[:, b.to(device)].mean(1))
             r_sum += r
             sb_sum += spearman_brown(r)
         rel[s:s + chunk] = (sb_sum / n_splits).cpu().numpy()

@@ -41,6 +41,19 @@ def bootstrap_indices(n_stimuli: int, n_subjects: int, n_bootstrap: int, kind: s
     return stim, subj
 
 
+def bootstrap_counts(n: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """Stimulus-bootstrap weights as counts: (1 + n_bootstrap, n) float64.
+
+    Row 0 is the plain sample (every stimulus once: all ones); rows 1..B are multinomial resamples
+    of the n stimuli, each entry how often that stimulus was drawn (each row sums to n), from one
+    `np.random.default_rng(seed).multinomial(n, [1/n] * n, size=n_bootstrap)` call.  Divide by n
+    for frequencies (rows summing to 1).  The weighted statistics of `correlation.py` take either.
+    """
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap)
+    return np.vstack([np.ones((1, n)), counts]).astype(np.float64)
+
+
 def resample_condensed(v: torch.Tensor, idx) -> torch.Tensor:
     """Condensed RDMs (..., K) over stimuli resampled by `idx` (with repeats), as rsatoolbox's
     `subsample_pattern` builds them: pairs of a stimulus with its own copy are NaN."""

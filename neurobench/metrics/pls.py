@@ -27,10 +27,11 @@ import torch
 
 from ..errors import InvalidInputError
 from ..registry import register_metric
+from .correlation import pearson_columns
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PLSFit", "pls_fit", "pls_predict", "cross_validated_pls", "pearson_columns"]
+__all__ = ["PLSFit", "pls_fit", "pls_predict", "cross_validated_pls"]
 
 
 @dataclass
@@ -136,15 +137,6 @@ def pls_predict(fit: PLSFit, X: Any) -> torch.Tensor:
     if X.shape[1] != fit.coef.shape[0]:
         raise InvalidInputError(f"PLS: X has {X.shape[1]} features, the fit {fit.coef.shape[0]}")
     return (X - fit.x_mean) @ fit.coef + fit.y_mean
-
-
-def pearson_columns(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson r per column of a and b (n x t); NaN where either column is constant."""
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    den = torch.linalg.vector_norm(a, dim=0) * torch.linalg.vector_norm(b, dim=0)
-    r = (a * b).sum(0) / den
-    return torch.where(den > 0, r, torch.full_like(r, float("nan")))
 
 
 def cross_validated_pls(X: Any, Y: Any, splits: Sequence[tuple[np.ndarray, np.ndarray]], *,

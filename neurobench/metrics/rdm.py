@@ -17,13 +17,12 @@ Condensed vectors follow scipy's `squareform` order: row-major upper triangle wi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..devices import resolve_device, resolve_dtype
-from ..errors import AlignmentError, InvalidInputError
+from ..errors import InvalidInputError
 
 RDM_METHODS = ("correlation", "euclidean", "sqeuclidean", "cosine")
 
@@ -152,23 +151,6 @@ def validate_rdms(rdms, atol: float = 1e-8, rtol: float = 1e-6) -> torch.Tensor:
     return t
 
 
-def check_stimulus_ids(reference: Sequence, other: Sequence, what: str = "RDMs") -> None:
-    """AlignmentError unless `other` lists the same stimulus ids in the same order as `reference`."""
-    a, b = [str(x) for x in reference], [str(x) for x in other]
-    if a == b:
-        return
-    sa, sb = set(a), set(b)
-    if sa != sb:
-        missing, extra = sorted(sa - sb)[:5], sorted(sb - sa)[:5]
-        raise AlignmentError(
-            f"{what} cover different stimulus sets ({len(a)} vs {len(b)} ids; missing e.g. {missing}, "
-            f"extra e.g. {extra}); compute both RDMs over the same stimuli"
-        )
-    first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
-    raise AlignmentError(
-        f"{what} list the same stimuli in a different order (first difference at position {first}: "
-        f"{a[first]!r} vs {b[first]!r}); reorder rows and columns by stimulus id before comparing"
-    )
 
 
 def compute_rdms(patterns, method: str = "correlation", device=None, dtype=None) -> torch.Tensor:

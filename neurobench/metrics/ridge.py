@@ -44,6 +44,7 @@ import torch
 
 from ..devices import available_memory_bytes, resolve_device, resolve_dtype
 from ..errors import InvalidInputError, MemoryBudgetError
+from .correlation import pearson_columns
 from .splits import Splits, kfold_splits
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ __all__ = [
     "RidgeCV",
     "cross_validated_encoding",
     "ridge_cv_multi",
-    "pearson_r",
     "r2_score",
 ]
 
@@ -246,16 +246,6 @@ def _weights(dec: _Decomp, F: torch.Tensor, Yc_tr: torch.Tensor, best: torch.Ten
 
 
 # --------------------------------------------------------------------------- scores
-def pearson_r(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-column Pearson r over rows; NaN where either column is constant."""
-    pc = pred - pred.mean(0)
-    yc = y - y.mean(0)
-    den = torch.sqrt((pc * pc).sum(0) * (yc * yc).sum(0))
-    num = (pc * yc).sum(0)
-    r = num / den
-    return torch.where(den > 0, r, torch.full_like(r, float("nan")))
-
-
 def r2_score(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-column R^2 = 1 - SSE / SST around the column's own mean; NaN when SST == 0."""
     sse = ((y - pred) ** 2).sum(0)
@@ -665,7 +655,7 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant,
                           budget=budget, dtype=dtype, device=device)
         yte = Yh[te].to(torch.float64)
         p = torch.from_numpy(out.pred)
-        r_f[k] = pearson_r(p, yte).numpy()
+        r_f[k] = pearson_columns(p, yte).numpy()
         r2_f[k] = r2_score(p, yte).numpy()
         chosen[k] = alphas[out.best]
         cvs[k] = out.cv_score

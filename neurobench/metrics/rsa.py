@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from ..ids import check_same_ids
 from . import ranks
 from .ranks import average_ranks, tau_a
-from .rdm import as_tensor, check_stimulus_ids, n_stimuli_from_length
+from .rdm import as_tensor, n_stimuli_from_length
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,8 @@ def compare_rdms(model_rdms, data_rdms, method: str = "tau_a", *, device=None, d
     """
     method = canonical_method(method)
     if model_ids is not None and data_ids is not None:
-        check_stimulus_ids(model_ids, data_ids, what="model and data RDMs")
+        check_same_ids(model_ids, data_ids, "model RDMs", "data RDMs",
+                       hint="compute both RDMs over the same stimuli")
     x = _condensed(model_rdms, device, dtype, "model RDMs")
     y = _condensed(data_rdms, x.device, x.dtype, "data RDMs")
     if x.shape[-1] != y.shape[-1]:

@@ -1,4 +1,4 @@
-"""Model weights: Hugging Face hub downloads (sha256-checked), local files, random init.
+"""Model weights: downloads (Hugging Face hub or URL, sha256-checked), local files, random init.
 
 Checkpoints are always read with `torch.load(weights_only=True)`: no pickle code from outside runs.
 """
@@ -13,9 +13,12 @@ import torch
 
 from .. import paths
 from ..data.files import offline, sha256_of
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InvalidInputError
 
 log = logging.getLogger(__name__)
+
+
+SHA256_SOURCES = ("hub", "file-name")
 
 
 def hub_lfs_sha256(repo_id: str, filename: str, revision: str = "main") -> str:
@@ -29,57 +32,181 @@ def hub_lfs_sha256(repo_id: str, filename: str, revision: str = "main") -> str:
     return expected
 
 
-def check_download(path: Path, expected: str, label: str) -> None:
-    """Delete a downloaded file and raise unless its sha256 is `expected`."""
+def check_download(path: Path, expected: str, label: str) -> str:
+    """Delete `path` and raise unless its sha256 is `expected` (or starts with it, for a prefix);
+    return the sha256."""
     actual = sha256_of(path)
-    if actual != expected:
+    if not actual.startswith(expected):
         path.unlink(missing_ok=True)
-        raise CheckpointError(f"{label}: sha256 expected {expected}, got {actual}; deleted")
+        want = (f"sha256 expected {expected}" if len(expected) == 64 else
+                f"sha256 does not start with {expected} as its file name promises (the file is corrupt or "
+                f"not {path.name})")
+        raise CheckpointError(f"{label}: {want}, got {actual}; deleted, run `neurobench fetch` again")
+    return actual
 
 
 @dataclass(frozen=True)
-class HubWeights:
-    """A checkpoint file in a Hugging Face model repository."""
+class WeightSource:
+    """Downloadable weights: where their local copy is cached, how it is fetched, which sha256 it must have.
 
-    repo_id: str
+    Where: one file (`filename`) of a Hugging Face model repository (`repo_id`, `revision`), cached
+    in NEUROBENCH_HOME/hub; with `folder_files` (which must be cached with it) and `extra_files`
+    (fetched when the repository has them), the local copy is the snapshot folder instead of the
+    file.  Or a plain `url`, cached as NEUROBENCH_HOME/<cache>/<filename>.
+
+    Which sha256 (`sha256`): "hub", the sha256 the hub lists for the file's LFS object (a network
+    call; files without one are refused), or "file-name", the hash prefix in the file name
+    (torchvision's `<name>-<sha256 prefix>.pth` convention; known offline).  A download that does
+    not match is deleted.  A cached copy is used as it is, unless `recheck`: then it is re-hashed on
+    every fetch and must match the file-name prefix, or the hub sha256 recorded when the copy was
+    first verified (else it is verified against the hub again), so a file swapped or corrupted in
+    the cache is never used.
+
+    Offline (NEUROBENCH_OFFLINE) or unreachable, `fetch` raises CheckpointError naming the
+    alternatives: `--weights PATH` to `local` (default: a local copy of the file) or `--weights
+    random` (`random_note` adds what that still needs).  `what` names the weights in messages
+    (default: "weights <repo>/<file>").
+    """
+
     filename: str
+    repo_id: str | None = None
     revision: str = "main"
+    url: str | None = None
+    cache: str = "hub"
+    folder_files: tuple[str, ...] = ()
+    extra_files: tuple[str, ...] = ()
+    sha256: str = "hub"
+    recheck: bool = False
+    what: str = ""
+    local: str = ""
+    random_note: str = ""
+
+    def __post_init__(self):
+        if (self.repo_id is None) == (self.url is None):
+            raise InvalidInputError(f"weights {self.filename}: give exactly one of repo_id (a hub repository) "
+                                    "and url")
+        if self.sha256 not in SHA256_SOURCES or (self.url is not None and self.sha256 == "hub"):
+            raise InvalidInputError(f"weights {self.filename}: sha256 must be one of {SHA256_SOURCES} "
+                                    f"('hub' for hub files only), got {self.sha256!r}")
 
     @property
     def cache_dir(self) -> Path:
-        return paths.subdir("hub")
+        return paths.subdir(self.cache)
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.folder_files or self.extra_files)
+
+    @property
+    def label(self) -> str:
+        return f"{self.repo_id}/{self.filename}" if self.repo_id else self.filename
+
+    def weights_file(self, local: Path) -> Path:
+        """The weights file of a local copy (the copy itself, or the file in the snapshot folder)."""
+        return local / self.filename if self.is_folder else local
 
     def cached_path(self) -> Path | None:
+        """The local copy (file or snapshot folder) if it is cached, else None; nothing is checked."""
+        if self.url is not None:
+            target = self.cache_dir / self.filename
+            return target if target.is_file() else None
         from huggingface_hub import try_to_load_from_cache
 
-        hit = try_to_load_from_cache(self.repo_id, self.filename, cache_dir=self.cache_dir, revision=self.revision)
-        return Path(hit) if isinstance(hit, str) else None
+        hits = [try_to_load_from_cache(self.repo_id, f, cache_dir=self.cache_dir, revision=self.revision)
+                for f in (*self.folder_files, self.filename)]
+        if not all(isinstance(h, str) for h in hits):
+            return None
+        return Path(hits[-1]).parent if self.is_folder else Path(hits[-1])
 
     def fetch(self) -> Path:
-        """Download (or find in the cache) and verify against the hub's LFS sha256."""
-        cached = self.cached_path()
-        if cached is not None:
-            return cached
-        if offline():
-            raise CheckpointError(self._unreachable("NEUROBENCH_OFFLINE is set"))
-        try:
-            from huggingface_hub import hf_hub_download
+        """The local copy, downloaded and verified if needed."""
+        return self.fetch_verified()[0]
 
-            expected = hub_lfs_sha256(self.repo_id, self.filename, self.revision)
-            path = Path(hf_hub_download(self.repo_id, self.filename, revision=self.revision, cache_dir=self.cache_dir))
+    def fetch_verified(self) -> tuple[Path, str | None]:
+        """(local copy, sha256 of its weights file as checked; None for a cached copy used as it is)."""
+        path = self.cached_path()
+        if path is not None and not self.recheck:
+            return path, None
+        if path is not None and self.sha256 == "hub":
+            recorded = self._recorded_sha256()
+            if recorded is not None:
+                actual = sha256_of(self.weights_file(path))
+                if actual == recorded:
+                    return path, actual
+                log.warning("cached %s does not match its verified sha256; verifying again", self.filename)
+        expected = self._name_prefix() if self.sha256 == "file-name" else None  # known offline
+        if expected is None or path is None:
+            expected, path = self._from_remote(expected, path)
+        actual = check_download(self.weights_file(path), expected, self.label)
+        if self.recheck and self.sha256 == "hub":
+            self._marker().write_text(actual)
+        return path, actual
+
+    def _from_remote(self, expected: str | None, cached: Path | None) -> tuple[str, Path]:
+        """What only the network gives: the hub's sha256 (unless `expected`) and a download (unless
+        `cached`).  Offline or unreachable: CheckpointError naming the alternatives."""
+        if offline():
+            raise CheckpointError(self._unreachable(
+                "NEUROBENCH_OFFLINE is set" + ("" if cached is None else ", and the cached copy is not verified")))
+        try:
+            if expected is None:
+                expected = hub_lfs_sha256(self.repo_id, self.filename, self.revision)
+            return expected, cached if cached is not None else self._download()
         except CheckpointError:
             raise
         except Exception as exc:  # offline, DNS, HTTP errors: many types
             raise CheckpointError(self._unreachable(f"{type(exc).__name__}: {exc}")) from exc
-        check_download(path, expected, f"{self.repo_id}/{self.filename}")
-        return path
+
+    def _download(self) -> Path:
+        if self.url is not None:
+            target = self.cache_dir / self.filename
+            try:
+                torch.hub.download_url_to_file(self.url, str(target), progress=False)
+            except Exception:
+                target.unlink(missing_ok=True)
+                raise
+            return target
+        if self.is_folder:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(self.repo_id, revision=self.revision, cache_dir=self.cache_dir,
+                                          allow_patterns=[*self.folder_files, self.filename, *self.extra_files]))
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(self.repo_id, self.filename, revision=self.revision, cache_dir=self.cache_dir))
+
+    def _name_prefix(self) -> str:
+        match = torch.hub.HASH_REGEX.search(self.filename)
+        if match is None or not match.group(1):
+            raise CheckpointError(f"{self.filename}: no sha256 prefix in the file name; refusing to use it unverified")
+        return match.group(1)
+
+    def _marker(self) -> Path:
+        return paths.subdir("hub-verified") / f"{self.repo_id.replace('/', '--')}--{self.filename}.sha256"
+
+    def _recorded_sha256(self) -> str | None:
+        marker = self._marker()
+        return marker.read_text().strip() if marker.is_file() else None
 
     def _unreachable(self, why: str) -> str:
+        what = self.what or f"weights {self.label}"
+        local = self.local or f"a local copy of {self.filename}"
         return (
-            f"weights {self.repo_id}/{self.filename} are not cached and cannot be downloaded ({why}). "
-            f"Run `neurobench fetch` with network access, pass `--weights PATH` to a local copy of "
-            f"{self.filename}, or `--weights random` for an untrained network."
+            f"{what} are not cached and cannot be downloaded ({why}). Run `neurobench fetch` with network "
+            f"access, pass `--weights PATH` to {local}, or `--weights random` for an untrained network"
+            f"{self.random_note}."
         )
+
+
+def HubWeights(repo_id: str, filename: str, revision: str = "main") -> WeightSource:
+    """A checkpoint file in a Hugging Face model repository, checked against the hub's sha256 on download."""
+    return WeightSource(filename, repo_id=repo_id, revision=revision)
+
+
+def VerifiedHubWeights(repo_id: str, filename: str, revision: str = "main") -> WeightSource:
+    """A hub checkpoint used only once its sha256 equals the hub's; the cached copy is re-hashed on
+    every use against the sha256 recorded at verification (for files that need a pickle load)."""
+    return WeightSource(filename, repo_id=repo_id, revision=revision, recheck=True)
 
 
 def read_state_dict(path: str | Path, nested_key: str | None = None, strip_prefixes: tuple[str, ...] = ()) -> dict:

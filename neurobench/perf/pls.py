@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..devices import resolve_device
-from ..metrics.pls import cross_validated_pls, pearson_columns
+from ..metrics.correlation import pearson_columns
+from ..metrics.pls import cross_validated_pls
 from .rsa import _median_time, _median_times
 
 log = logging.getLogger(__name__)

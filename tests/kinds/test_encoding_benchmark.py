@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from neurobench.errors import AlignmentError
-from neurobench.kinds.encoding import check_aligned, score_encoding
+from neurobench.ids import check_same_ids
+from neurobench.kinds.encoding import score_encoding
 
 
 def synthetic(n=500, k=8, t=30, reps=4, seed=0):
@@ -35,4 +36,4 @@ def test_misaligned_stimuli_are_an_alignment_error():
     with pytest.raises(AlignmentError, match="different order"):
         score_encoding({"a": hidden}, data, ids[::-1], ids, device="cpu")
     with pytest.raises(AlignmentError, match="different stimuli"):
-        check_aligned(ids, ids[:-1] + ["zz"])
+        check_same_ids(ids, ids[:-1] + ["zz"])

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from neurobench.errors import InvalidInputError
-from neurobench.metrics.pls import cross_validated_pls, pearson_columns, pls_fit
+from neurobench.metrics.correlation import pearson_columns
+from neurobench.metrics.pls import cross_validated_pls, pls_fit
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.cross_decomposition import PLSRegression  # noqa: E402

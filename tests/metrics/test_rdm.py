@@ -8,8 +8,8 @@ import torch
 from scipy.spatial.distance import pdist, squareform
 
 from neurobench.errors import AlignmentError, InvalidInputError
+from neurobench.ids import check_same_ids
 from neurobench.metrics.rdm import (
-    check_stimulus_ids,
     compute_rdms,
     crossnobis_rdms,
     square_form,
@@ -112,8 +112,8 @@ def test_constant_pattern_correlation_is_refused():
 
 
 def test_stimulus_id_checks():
-    check_stimulus_ids(["a", "b", "c"], ["a", "b", "c"])
+    check_same_ids(["a", "b", "c"], ["a", "b", "c"])
     with pytest.raises(AlignmentError, match="different order"):
-        check_stimulus_ids(["a", "b", "c"], ["a", "c", "b"])
+        check_same_ids(["a", "b", "c"], ["a", "c", "b"])
     with pytest.raises(AlignmentError, match="different stimulus sets"):
-        check_stimulus_ids(["a", "b", "c"], ["a", "b", "d"])
+        check_same_ids(["a", "b", "c"], ["a", "b", "d"])
