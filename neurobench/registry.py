@@ -172,8 +172,9 @@ _lock = threading.RLock()
 def _plugin_entry_points() -> list[metadata.EntryPoint]:
     global _entry_points
     if _entry_points is None:
+        every = metadata.entry_points()
         groups = (*DECLARATION_GROUPS.values(), ENTRY_POINT_GROUP)
-        _entry_points = [ep for group in groups for ep in metadata.entry_points(group=group)]
+        _entry_points = [ep for group in groups for ep in every.select(group=group)]
     return _entry_points
 
 
