@@ -2,9 +2,13 @@
 
 Use it with `neurobench --plugin examples/my_plugin.py score --model tiny-convnet --benchmark toy.colour-rsa`,
 from Python with `import my_plugin` before `nb.score(...)`, or ship it in a package that declares
-    [project.entry-points."neurobench.plugins"]
-    my_plugin = "my_plugin"
-so `neurobench` finds it without --plugin.
+the ids it registers (names or fnmatch patterns), so that `neurobench` imports it when one is asked for:
+    [project.entry-points."neurobench.models"]
+    tiny-convnet = "my_plugin"
+    [project.entry-points."neurobench.benchmarks"]
+    "toy.*" = "my_plugin"
+(a module that declares nothing goes in the "neurobench.plugins" group: `my_plugin = "my_plugin"`;
+it is imported by `neurobench list` and whenever an id is not declared by any plugin).
 """
 
 import numpy as np

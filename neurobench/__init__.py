@@ -1,24 +1,58 @@
-"""neurobench: how brain-like is a model? Encoding, RSA and topography benchmarks on torch."""
+"""neurobench: how brain-like is a model? Encoding, RSA and topography benchmarks on torch.
 
-__version__ = "0.1.0"
+Everything a user or plugin author needs is importable from here (`nb.score`, `nb.TorchAdapter`,
+`nb.register_benchmark`, ...). The names are resolved lazily (PEP 562): `import neurobench` and
+`neurobench --help` import neither torch nor pandas; the first use of a name imports its module.
+"""
 
-from .api import load_benchmark, load_model, score  # noqa: E402
-from .data.stimuli import StimulusSet  # noqa: E402
-from .kinds.base import Benchmark  # noqa: E402
-from .models.adapter import (
-    Adapter,  # noqa: E402
-    TorchAdapter,  # noqa: E402
-)
-from .models.preprocess import (
-    ImagePreprocess,  # noqa: E402
-    imagenet_preprocess,  # noqa: E402
-)
-from .registry import register_benchmark, register_metric, register_model  # noqa: E402
-from .result import ScoreResult  # noqa: E402
-from .store import ResultStore  # noqa: E402
+from __future__ import annotations
 
-__all__ = [
-    "Adapter", "Benchmark", "ImagePreprocess", "ResultStore", "ScoreResult", "StimulusSet", "TorchAdapter",
-    "imagenet_preprocess", "load_benchmark", "load_model", "register_benchmark", "register_metric",
-    "register_model", "score", "__version__",
-]
+import importlib
+import importlib.util
+
+from .version import __version__
+
+# public name -> module (relative to this package) that defines it
+_LAZY = {
+    # scoring and loading
+    "load_model": "api", "load_benchmark": "api", "score": "api", "score_many": "api", "ScoreRun": "api",
+    "Skipped": "api", "Failure": "api",
+    # registration
+    "register_model": "registry", "register_benchmark": "registry", "register_metric": "registry",
+    # benchmark kinds and what they are built from
+    "Benchmark": "kinds.base", "RSABenchmark": "kinds.rsa", "TemporalRSABenchmark": "kinds.temporal_rsa",
+    "TemporalData": "kinds.temporal_rsa", "EncodingBenchmark": "kinds.encoding",
+    "PerSubjectEncodingBenchmark": "kinds.per_subject", "option": "options",
+    "Splits": "metrics.splits", "fixed_split": "metrics.splits", "kfold_splits": "metrics.splits",
+    "repeated_assembly": "data.assemblies", "StimulusSet": "data.stimuli",
+    # models
+    "Adapter": "models.adapter", "TorchAdapter": "models.adapter", "TextAdapter": "models.text",
+    "Readout": "models.readout", "ImagePreprocess": "models.preprocess", "imagenet_preprocess": "models.preprocess",
+    # results
+    "Scores": "result", "ScoreResult": "result", "ResultStore": "store",
+}
+# names whose module is still being written elsewhere: resolved when present, left out of __all__
+_OPTIONAL = {"PerSubjectEncodingBenchmark"}
+_SUBMODULES = ("errors",)  # modules exposed as attributes: `nb.errors.UnknownNameError`
+
+__all__ = sorted(set(_LAZY) - _OPTIONAL) + list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r} "
+                                 f"({module.__name__} does not define it yet)") from None
+    elif name in _SUBMODULES or not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)  # nb.errors, nb.registry, ...
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,24 +8,20 @@ import importlib.util
 import logging
 import math
 import sys
-import time
-import uuid
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .api import load_benchmark, load_model, score
-from .data import files as data
 from .errors import NeurobenchError, UnknownNameError
+from .perf import SUITES
 from .progress import set_progress
-from .registry import benchmarks, discover_plugins, metrics, models, plugin_errors
-from .store import ResultStore
+from .registry import benchmarks, metrics, models, plugin_errors
+from .version import __version__
 
-PERF_SUITES = ("ridge", "rsa", "extract", "pls", "nsdload")
+# The library (neurobench.api and what it imports: torch, pandas) is imported inside the commands,
+# so `neurobench --help` and argument errors answer at once.
 
 # Tables stay readable when piped: rich would otherwise wrap to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -38,19 +34,23 @@ def _fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def _table(frame: pd.DataFrame, title: str | None = None) -> Table:
-    """A rich table; text is escaped so names like 'model [untrained]' print as they are."""
+def _table(data, title: str | None = None) -> Table:
+    """A rich table of a DataFrame or a list of row dicts; text is escaped so names like
+    'model [untrained]' print as they are."""
+    if isinstance(data, list):
+        columns, records = list(dict.fromkeys(k for rec in data for k in rec)), data
+    else:
+        columns, records = list(data.columns), data.to_dict("records")
     table = Table(title=escape(title) if title else None, show_lines=False)
-    for col in frame.columns:
+    for col in columns:
         table.add_column(escape(str(col)), overflow="fold")
-    for rec in frame.itertuples(index=False):
-        table.add_row(*[escape(_fmt(v)) for v in rec])
+    for rec in records:
+        table.add_row(*[escape(_fmt(rec.get(col))) for col in columns])
     return table
 
 
 def _load_plugins(specs: list[str]) -> None:
     """--plugin: a module name or a .py file that registers models/benchmarks/metrics."""
-    discover_plugins()
     for spec in specs:
         if spec.endswith(".py") or Path(spec).is_file():
             path = Path(spec)
@@ -67,6 +67,8 @@ def _load_plugins(specs: list[str]) -> None:
 
 
 def cmd_list(args) -> int:
+    if args.options:
+        return _list_options(args)
     if args.what == "models":
         rows = []
         for e in models:
@@ -82,9 +84,36 @@ def cmd_list(args) -> int:
                          "description": e.description})
     else:
         rows = [{"metric": e.name, "description": e.description} for e in metrics]
-    out.print(_table(pd.DataFrame(rows)) if rows else f"no {args.what} registered")
+    out.print(_table(rows) if rows else f"no {args.what} registered")
     for name, problem in plugin_errors.items():
         err.print(f"[yellow]plugin {escape(repr(name))} failed to load: {escape(problem)}[/yellow]")
+    return 0
+
+
+def _option_value_text(value) -> str:
+    """An option's value as `--option name=value` would write it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
+
+
+def _list_options(args) -> int:
+    """`neurobench list benchmarks --options ID`: the benchmark's options, values and documentation."""
+    from .api import load_benchmark
+
+    if args.what != "benchmarks":
+        raise NeurobenchError(f"--options describes a benchmark's options: `neurobench list benchmarks --options ID`, "
+                              f"not {args.what}")
+    bench = load_benchmark(args.options)
+    values = bench.option_values()
+    rows = [{"option": name, "value": _option_value_text(values[name]), "description": doc or "-"}
+            for name, doc in bench.options().items()]
+    title = f"{bench.identifier} ({type(bench).__name__}): set with `neurobench score -o NAME=VALUE`"
+    out.print(_table(rows, title=title) if rows else escape(f"{bench.identifier} ({type(bench).__name__}) takes no options"))
     return 0
 
 
@@ -109,6 +138,8 @@ def _download_text(rep: dict[str, int]) -> str:
 
 
 def _fetch_files(dataset: str, names=None, group=None) -> None:
+    from .data import files as data
+
     for spec in data.select_files(dataset, group, names):
         path = data.resolve(dataset, spec.name)
         how = spec.checksum.split(":")[0] + " ok" if spec.digest else "sha256 recorded on first use"
@@ -116,11 +147,16 @@ def _fetch_files(dataset: str, names=None, group=None) -> None:
 
 
 def cmd_fetch(args) -> int:
+    import difflib
+
+    from .api import load_benchmark
+    from .data import files as data
+
     for name in args.names:
         if name in data.list_manifests():
             _fetch_files(name, group=args.group)
             continue
-        if name in benchmarks.names():
+        if name in benchmarks:
             for dataset, files in load_benchmark(name).required_files().items():
                 _fetch_files(dataset, names=files)
             continue
@@ -129,25 +165,12 @@ def cmd_fetch(args) -> int:
         except UnknownNameError:
             known = data.list_manifests() + benchmarks.names() + models.names()
             raise UnknownNameError("dataset, benchmark or model", name, known,
-                                   __import__("difflib").get_close_matches(name, known)) from None
+                                   difflib.get_close_matches(name, known)) from None
         hub = entry.meta.get("weights")
         if hub is None:
             raise NeurobenchError(f"model {name!r} has no downloadable weights to fetch")
         out.print(escape(f"{name}: {hub.fetch()}"))
     return 0
-
-
-def _selected_benchmarks(names: list[str] | None):
-    if names:
-        return [(n, None) for n in names]
-    chosen = []
-    for entry in benchmarks:
-        if entry.meta.get("by_name_only"):
-            chosen.append((entry.name, "a ground-truth check of the scorer, not brain data: run it with --benchmark"))
-            continue
-        ok, why = entry.factory().data_status()
-        chosen.append((entry.name, None if ok else why))
-    return chosen
 
 
 def _parse_bytes(text: str) -> int:
@@ -166,11 +189,31 @@ def _parse_bytes(text: str) -> int:
         raise NeurobenchError(f"--memory-budget {text!r}: give bytes or a size like 4GB or 512MB") from None
 
 
+def _option_pair(text: str) -> tuple[str, str]:
+    """`--option NAME=VALUE` -> (NAME, VALUE)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _option_text(args) -> dict[str, str]:
+    """--option pairs (the last one of a name wins) plus the --reduction shorthand."""
+    options = dict(args.option or [])
+    if args.reduction:
+        if options.get("reduction", args.reduction) != args.reduction:
+            raise NeurobenchError(f"--reduction {args.reduction} and --option reduction={options['reduction']} disagree")
+        options["reduction"] = args.reduction
+    return options
+
+
 _TIME_COLUMNS = ("peak_latency", "latency_ci_low", "latency_ci_high", "window_start", "window_end")
 
 
-def _layer_view(layers: pd.DataFrame) -> pd.DataFrame:
+def _layer_view(layers):
     """The per-layer columns worth printing; times of time-resolved benchmarks in ms."""
+    import pandas as pd
+
     cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "n_subjects") if c in layers]
     view = layers[cols].copy()
     for col in _TIME_COLUMNS:
@@ -180,63 +223,51 @@ def _layer_view(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _adapter(args):
+    from .api import load_model
     from .models.positions import with_positions
 
     return with_positions(load_model(args.model, weights=args.weights, seed=args.seed), args.positions, args.seed)
 
 
 def cmd_score(args) -> int:
-    store = ResultStore(args.store)
-    adapter = _adapter(args)
-    run_id = uuid.uuid4().hex
-    results, failures = [], 0
-    skipped: list[str] = []
-    for name, skip in _selected_benchmarks(args.benchmark):
-        if skip:
-            if skip.startswith("data not available"):
-                skipped.append(name)
-            else:
-                err.print(escape(f"skipped {name}: {skip}"))
-            continue
-        bench = load_benchmark(name)
-        if args.reduction and "reduction" in bench.options():
-            bench.configure(reduction=None if args.reduction == "none" else args.reduction)
-        start = time.perf_counter()
-        try:
-            result = score(adapter, bench, layers=args.layers, device=args.device, batch_size=args.batch_size,
-                           seed=args.seed, cache=not args.no_cache,
-                           memory_budget=_parse_bytes(args.memory_budget) if args.memory_budget else None)
-        except NeurobenchError as exc:
-            if args.benchmark:
-                raise
-            err.print(f"[red]failed {escape(name)}: {escape(str(exc))}[/red]")
-            failures += 1
-            continue
-        store.add(result, run_id=run_id)
-        results.append(result)
-        err.print(escape(f"scored {name} in {time.perf_counter() - start:.1f}s"))
+    from .api import score_many
+
+    def on_result(result) -> None:
+        err.print(escape(f"scored {result.benchmark} in {result.provenance.get('duration_s', 0.0):.1f}s"))
         if not args.quiet:
             out.print(_table(_layer_view(result.layers),
-                             title=f"{result.model_display} on {name} (per layer; see the selection note)"))
-    if skipped:
-        err.print(escape(f"skipped {len(skipped)} benchmarks whose data is not local: {', '.join(skipped)} "
+                             title=f"{result.model_display} on {result.benchmark} (per layer; see the selection note)"))
+
+    def on_failure(failure) -> None:
+        err.print(f"[red]failed {escape(failure.benchmark)}: {escape(str(failure.error))}[/red]")
+
+    run = score_many(args.model, args.benchmark, layers=args.layers, weights=args.weights, device=args.device,
+                     batch_size=args.batch_size, seed=args.seed, option_text=_option_text(args),
+                     memory_budget=_parse_bytes(args.memory_budget) if args.memory_budget else None,
+                     store=args.store or True, cache=not args.no_cache, positions=args.positions,
+                     on_result=on_result, on_failure=on_failure)
+    for skip in run.skipped:
+        if skip.cause != "data":
+            err.print(escape(f"skipped {skip.benchmark}: {skip.reason}"))
+    no_data = [skip.benchmark for skip in run.skipped if skip.cause == "data"]
+    if no_data:
+        err.print(escape(f"skipped {len(no_data)} benchmarks whose data is not local: {', '.join(no_data)} "
                          "(`neurobench list benchmarks` shows what each needs; `neurobench fetch <benchmark>` gets it)"))
-    if results:
-        summary = pd.DataFrame([{
-            "benchmark": r.benchmark, "best layer": r.best_layer, "raw": r.raw, "ci_low": r.ci_low, "ci_high": r.ci_high,
-            "ceiling": r.ceiling, "normalized": r.normalized} for r in results])
-        out.print(_table(summary, title=f"{adapter.display_name}: held-out score of the selected layer"))
-        for r in results:
+    if run.results:
+        out.print(_table(run.headlines(), title=f"{run.model_display}: held-out score of the selected layer"))
+        for r in run.results:
             if r.ceiling is None and r.ceiling_note:
                 out.print(escape(f"note: {r.benchmark}: {r.ceiling_note}"))
-        out.print(escape(f"stored in {store.path} (run {run_id})"))
-    elif not failures:
+        out.print(escape(f"stored in {run.store} (run {run.run_id})"))
+    elif not run.failures:
         err.print("nothing was scored: no benchmark has its data available (see `neurobench list benchmarks`)")
         return 1
-    return 1 if failures else 0
+    return 0 if run.ok else 1
 
 
 def cmd_leaderboard(args) -> int:
+    from .store import ResultStore
+
     store = ResultStore(args.store)
     board = store.leaderboard()
     if args.export:
@@ -252,6 +283,7 @@ def cmd_leaderboard(args) -> int:
 
 def _topo_stimuli(spec: str):
     """A benchmark's stimuli (by benchmark or dataset name) or an image folder."""
+    from .api import load_benchmark
     from .data.stimuli import StimulusSet
 
     if Path(spec).is_dir():
@@ -264,6 +296,8 @@ def _topo_stimuli(spec: str):
 
 
 def cmd_topo(args) -> int:
+    import pandas as pd
+
     from .topography.run import topo_report
 
     adapter = _adapter(args)
@@ -286,14 +320,15 @@ def cmd_topo(args) -> int:
         from .topography.figures import markdown_table
 
         with open(summary, "a") as fh:
-            fh.write(f"\n## Lesions: {args.lesion_benchmark}\n\n" + "\n".join(markdown_table(lesions.to_dict("records"))))
+            fh.write(f"\n## Lesions: {args.lesion_benchmark}\n\n" + "\n".join(markdown_table(lesions)))
     out.print(escape(f"figures and summary: {summary}"))
     return 0
 
 
-def _topo_lesions(args, adapter, layers: list[str]) -> pd.DataFrame:
+def _topo_lesions(args, adapter, layers: list[str]) -> list[dict]:
     """Brain score of each sheet layer intact, with the category patch silenced, and with as
     many random selective units silenced (unpooled activations, the benchmark's own metric)."""
+    from .api import load_benchmark
     from .topography.brain_lesion import lesion_brain_score
 
     bench = load_benchmark(args.lesion_benchmark)
@@ -312,12 +347,16 @@ def _topo_lesions(args, adapter, layers: list[str]) -> pd.DataFrame:
                                  args.lesion_category, n_random=args.lesion_random, seed=args.seed, device=args.device)
         rows.append({"layer": layer, "silenced": res.n_silenced, "intact": res.intact, "patch silenced": res.patch,
                      "random silenced (mean)": float(res.random.mean()), "p": res.p_value})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def cmd_perf(args) -> int:
-    rows = args.perf_module.run(args)
-    out.print(_table(pd.DataFrame(rows), title=f"neurobench perf {args.suite}"))
+    try:
+        module = importlib.import_module(f"neurobench.perf.{args.suite}")
+    except ModuleNotFoundError as exc:
+        raise NeurobenchError(f"neurobench perf {args.suite} needs {exc.name}, which is not installed") from exc
+    rows = module.run(args)
+    out.print(_table(rows, title=f"neurobench perf {args.suite}"))
     return 0
 
 
@@ -341,14 +380,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'shuffled': the shuffled-positions control for topo.* benchmarks")
     s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
     s.add_argument("--memory-budget", help="memory for ridge target chunks, e.g. 4GB (default: from free RAM/GPU memory)")
+    s.add_argument("-o", "--option", action="append", type=_option_pair, metavar="NAME=VALUE",
+                   help="set a declared option of the selected benchmarks (repeatable); one a benchmark does not "
+                        "take is an error (`neurobench list benchmarks --options ID` lists them)")
     s.add_argument("--reduction", choices=["none", "srp", "pca"],
-                   help="feature reduction before ridge in encoding benchmarks (default: the benchmark's)")
+                   help="shorthand for -o reduction=...: feature reduction before ridge in encoding benchmarks")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
     s.add_argument("what", choices=["models", "benchmarks", "metrics"])
+    s.add_argument("--options", metavar="BENCHMARK", help="list BENCHMARK's options, their values and documentation")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("fetch", help="pre-download datasets, a benchmark's data, or model weights (checksummed; "
@@ -382,14 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")
     psub = perf.add_subparsers(dest="suite", required=True)
-    for suite in PERF_SUITES:
-        try:
-            module = importlib.import_module(f"neurobench.perf.{suite}")
-        except ModuleNotFoundError:
-            continue
-        sp = psub.add_parser(suite, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None)
-        module.add_arguments(sp)
-        sp.set_defaults(func=cmd_perf, perf_module=module)
+    for suite, (text, declare) in SUITES.items():  # declared without importing the harnesses
+        sp = psub.add_parser(suite, help=text, description=text)
+        declare(sp)
+        sp.set_defaults(func=cmd_perf)
     return p
 
 

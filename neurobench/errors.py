@@ -21,6 +21,17 @@ class UnknownNameError(NeurobenchError, KeyError):
         return self.args[0]
 
 
+class PluginImportError(UnknownNameError):
+    """A name that a plugin module declares, but the module failed to import."""
+
+    def __init__(self, kind: str, name: str, known: list[str], suggestions: list[str], failed: dict[str, str]):
+        self.kind, self.name, self.known, self.suggestions, self.failed = kind, name, known, suggestions, failed
+        problems = "; ".join(f"{module}: {problem}" for module, problem in failed.items())
+        NeurobenchError.__init__(
+            self, f"{kind} {name!r} comes from plugin {' and '.join(failed)}, which failed to import ({problems}). "
+            f"Install what it needs; `neurobench list {kind}s` shows what did load.")
+
+
 class RegistrationError(NeurobenchError):
     """A plugin tried to register something invalid or clashing."""
 

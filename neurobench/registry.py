@@ -1,23 +1,39 @@
 """Registries of models, benchmarks and metrics, filled by decorators and entry points.
 
-Built-in plugins register through the same entry-point group (`neurobench.plugins`) as
-third-party packages, so there is one registration path for everybody.
+Built-in plugins register through the same entry points as third-party packages, so there is one
+registration path for everybody. Plugin modules are imported on demand:
+
+- `neurobench.models`, `neurobench.benchmarks`, `neurobench.metrics`: each entry's *name* is an
+  id or an fnmatch pattern (``"nsd.*"``, ``"toporesnet*"``) and its value the module that
+  registers the ids it matches. Looking up one id imports only the modules whose pattern matches.
+- `neurobench.plugins`: modules that declare nothing; imported when the whole registry is needed
+  (iteration, `neurobench list`) or when no declaration claims an id.
+
+Lookup of id X: a registered X is returned at once; otherwise the modules whose declared pattern
+matches X are imported; if X is still unknown, every remaining plugin module is, so that an
+unknown name gets "did you mean" suggestions over everything; then `UnknownNameError`. A plugin
+that fails to import is logged and recorded in `plugin_errors` (module -> problem); it never
+breaks the others.
 """
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from .errors import RegistrationError, UnknownNameError
+from .errors import PluginImportError, RegistrationError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "neurobench.plugins"
+DECLARATION_GROUPS = {"model": "neurobench.models", "benchmark": "neurobench.benchmarks",
+                      "metric": "neurobench.metrics"}
 
 
 @dataclass(frozen=True)
@@ -37,10 +53,15 @@ def _same_definition(a, b) -> bool:
 
 
 class Registry:
-    """Name -> Entry, with aliases and 'did you mean' on unknown names."""
+    """Name -> Entry, with aliases and 'did you mean' on unknown names.
 
-    def __init__(self, kind: str):
+    A registry with a `group` fills itself from plugin modules on demand (module docstring); one
+    without (a private registry) holds only what is added to it.
+    """
+
+    def __init__(self, kind: str, group: str | None = None):
         self.kind = kind
+        self.group = group
         self._entries: dict[str, Entry] = {}
 
     def add(self, name: str, factory: Callable[..., Any], description: str = "",
@@ -49,6 +70,8 @@ class Registry:
             raise RegistrationError(f"{self.kind} names must be non-empty strings without surrounding spaces, got {name!r}")
         if not callable(factory):
             raise RegistrationError(f"{self.kind} {name!r}: the registered object must be callable, got {type(factory).__name__}")
+        if self.group and name not in self._entries:
+            _import_declared(self.group, name)  # a plugin that claims the name registers first: clashes show now
         old = self._entries.get(name)
         if old is not None and not replace and not _same_definition(old.factory, factory):
             where = getattr(old.factory, "__module__", "?")
@@ -66,33 +89,52 @@ class Registry:
     def remove(self, name: str) -> None:
         self._entries.pop(name, None)
 
+    def _match(self, name: str, any_case: bool) -> Entry | None:
+        entry = self._entries.get(name)
+        if entry is None and any_case:
+            lowered = {k.lower(): k for k in self._entries}
+            entry = self._entries.get(lowered.get(name.lower(), ""))
+        return entry
+
+    def _find(self, name: str, any_case: bool) -> Entry | None:
+        """The entry for `name`, importing the plugins that declare it, then all of them."""
+        entry = self._entries.get(name)
+        if entry is not None or not self.group:
+            return entry or self._match(name, any_case)
+        _import_declared(self.group, name)
+        entry = self._match(name, any_case)
+        if entry is None:
+            discover_plugins()
+            entry = self._match(name, any_case)
+        return entry
+
     def get(self, name: str) -> Entry:
-        discover_plugins()
-        try:
-            return self._entries[name]
-        except KeyError:
-            known = sorted(self._entries)
-            lowered = {k.lower(): k for k in known}
-            if name.lower() in lowered:
-                return self._entries[lowered[name.lower()]]
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            raise UnknownNameError(self.kind, name, known, close) from None
+        entry = self._find(name, any_case=True)
+        if entry is not None:
+            return entry
+        known = sorted(self._entries)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        failed = {module: plugin_errors[module] for module in _declaring(self.group, name)
+                  if module in plugin_errors} if self.group else {}
+        if failed:
+            raise PluginImportError(self.kind, name, known, close, failed)
+        raise UnknownNameError(self.kind, name, known, close)
 
     def __contains__(self, name: str) -> bool:
-        discover_plugins()
-        return name in self._entries
+        return self._find(name, any_case=False) is not None
 
     def __iter__(self) -> Iterator[Entry]:
-        discover_plugins()
+        if self.group:
+            discover_plugins()
         return iter(sorted(self._entries.values(), key=lambda e: e.name))
 
     def names(self) -> list[str]:
         return [e.name for e in self]
 
 
-models = Registry("model")
-benchmarks = Registry("benchmark")
-metrics = Registry("metric")
+models = Registry("model", DECLARATION_GROUPS["model"])
+benchmarks = Registry("benchmark", DECLARATION_GROUPS["benchmark"])
+metrics = Registry("metric", DECLARATION_GROUPS["metric"])
 
 
 def _decorator(registry: Registry, name: str, description: str, meta: dict[str, Any]):
@@ -118,26 +160,71 @@ def register_metric(name: str, description: str = "", **meta: Any):
     return _decorator(metrics, name, description, meta)
 
 
-_discovered = False
-_discovering = False
-plugin_errors: dict[str, str] = {}
+# ----------------------------------------------------------------------------------- plugins
+
+plugin_errors: dict[str, str] = {}  # plugin module (entry-point value) -> why it failed to import
+_entry_points: list[metadata.EntryPoint] | None = None  # every plugin entry point, all groups
+_imported: set[str] = set()  # entry-point values already imported (or tried)
+_importing = 0  # > 0 while a plugin module is being imported
+_lock = threading.RLock()
+
+
+def _plugin_entry_points() -> list[metadata.EntryPoint]:
+    global _entry_points
+    if _entry_points is None:
+        every = metadata.entry_points()
+        groups = (*DECLARATION_GROUPS.values(), ENTRY_POINT_GROUP)
+        _entry_points = [ep for group in groups for ep in every.select(group=group)]
+    return _entry_points
+
+
+def _declaring(group: str | None, name: str) -> list[str]:
+    """The modules whose declaration in `group` matches `name` (fnmatch, any case)."""
+    low = name.lower()
+    return list(dict.fromkeys(ep.value for ep in _plugin_entry_points()
+                              if ep.group == group and fnmatch.fnmatchcase(low, ep.name.lower())))
+
+
+def _import(ep: metadata.EntryPoint) -> None:
+    """Import one plugin module once; a failure is recorded and logged, not raised."""
+    global _importing
+    if ep.value in _imported:
+        return
+    _imported.add(ep.value)
+    _importing += 1
+    try:
+        obj = ep.load()
+        if callable(obj) and not isinstance(obj, type):
+            obj()
+    except Exception as exc:  # a third-party plugin must not break the others
+        plugin_errors[ep.value] = f"{type(exc).__name__}: {exc}"
+        log.warning("neurobench plugin %s (%s) failed to load: %s", ep.value, ep.name, exc)
+    finally:
+        _importing -= 1
+
+
+def _import_all(eps) -> None:
+    with _lock:
+        if _importing:  # a plugin looking names up while it is imported sees what is registered so far
+            return
+        for ep in eps:
+            _import(ep)
+
+
+def _import_declared(group: str, name: str) -> None:
+    """Import the modules whose declaration in `group` matches `name`."""
+    modules = set(_declaring(group, name)) - _imported
+    if modules:
+        _import_all([ep for ep in _plugin_entry_points() if ep.value in modules])
 
 
 def discover_plugins(force: bool = False) -> None:
-    """Import every `neurobench.plugins` entry point once; a broken plugin is logged, not fatal."""
-    global _discovered, _discovering
-    if (_discovered and not force) or _discovering:
-        return
-    _discovering = True
-    try:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                obj = ep.load()
-                if callable(obj) and not isinstance(obj, type):
-                    obj()
-            except Exception as exc:  # a third-party plugin must not break the others
-                plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
-                log.warning("neurobench plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
-        _discovered = True
-    finally:
-        _discovering = False
+    """Import every plugin module (all groups) not imported yet; a broken plugin is logged, not
+    fatal. `force`: read the entry points again and retry every module."""
+    global _entry_points
+    if force:
+        with _lock:
+            _entry_points = None
+            _imported.clear()
+            plugin_errors.clear()
+    _import_all(_plugin_entry_points())

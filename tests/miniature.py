@@ -28,13 +28,15 @@ def run_score(model: str, benchmark: str, store: Path, plugin: Path | None = Non
 
 @contextmanager
 def example_plugin(name: str):
-    """The example plugin's registrations (tiny-convnet, toy.colour-rsa) for the duration of a block."""
+    """The example plugin's registrations (tiny-convnet, toy.colour-rsa) for the duration of a block;
+    yields the module (its stimuli, RDM and model functions)."""
     from neurobench.registry import benchmarks, models
 
     spec = importlib.util.spec_from_file_location(name, EXAMPLE_PLUGIN)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     try:
-        yield
+        yield module
     finally:
         models.remove("tiny-convnet")
         benchmarks.remove("toy.colour-rsa")

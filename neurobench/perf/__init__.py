@@ -1,1 +1,94 @@
-"""Performance harnesses comparing neurobench's numeric cores with their open peers."""
+"""Performance harnesses comparing neurobench's numeric cores with their open peers.
+
+`neurobench perf SUITE` runs `neurobench.perf.SUITE.run(args)`. The suites' arguments are
+declared here, so that building the command line (`neurobench --help`) imports no harness: each
+imports torch and its peers; the suite's module is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+RIDGE_TOOLS = "neurobench,himalaya,sklearn"
+
+
+def _ridge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=2000, help="stimuli (rows)")
+    parser.add_argument("--p", type=int, default=2048, help="features")
+    parser.add_argument("--t", type=int, default=10_000, help="targets (voxels / neurons)")
+    parser.add_argument("--alphas", default="9",
+                        help="a count (logspace(-2, 6, count)) or a comma-separated list")
+    parser.add_argument("--folds", type=int, default=5, help="inner cross-validation folds")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--tools", default=RIDGE_TOOLS,
+                        help="comma-separated subset of " + RIDGE_TOOLS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--memory-budget", type=float, default=None,
+                        help="neurobench memory budget in bytes (default: from free memory)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+
+def _rsa(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n-models", type=int, default=2000, help="random model RDMs (default 2000)")
+    parser.add_argument("--n-stimuli", type=int, default=92, help="stimuli per RDM (default 92)")
+    parser.add_argument("--n-subjects", type=int, default=4, help="subject RDMs (default 4)")
+    parser.add_argument("--comparators", nargs="+", default=["tau_a", "spearman", "pearson"],
+                        help="comparators to time (default: tau_a spearman pearson)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median; >= 3)")
+    parser.add_argument("--device", default="cpu", help="device for neurobench (default cpu)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-rsatoolbox", action="store_true",
+                        help="time neurobench only (rsatoolbox is a test-only dependency)")
+
+
+def _extract(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="toporesnet18", help="model id (default toporesnet18)")
+    parser.add_argument("--n", type=int, default=64, help="number of synthetic images (default 64)")
+    parser.add_argument("--image-size", type=int, default=224, help="side of the synthetic images (default 224)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--weights", default="random", help="'random' (default) or as for `score`")
+    parser.add_argument("--layers", nargs="+", default=None, help="layers to read (default: the model's default)")
+    parser.add_argument("--pool", default=None, help="read-out pooling: 'mean' or an int k")
+    parser.add_argument("--project", type=int, default=None, help="sparse random projection dimension")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median; >= 3)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _pls(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=3200, help="images (default 3200)")
+    parser.add_argument("--p", type=int, default=2048, help="layer units (default 2048)")
+    parser.add_argument("--t", type=int, default=168, help="neuroids (default 168, IT)")
+    parser.add_argument("--components", type=int, default=25)
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median; >= 3)")
+    parser.add_argument("--device", default="cpu", help="device for neurobench (default cpu)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-sklearn", action="store_true", help="time neurobench only")
+
+
+def _nsdload(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trials", type=int, default=750, help="trials per session (NSD: 750)")
+    parser.add_argument("--roi-voxels", type=int, default=2000, help="ROI size (V1 is a few thousand voxels)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the generated session file")
+
+
+# suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
+SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "ridge": ("time cross-validated ridge against himalaya and scikit-learn", _ridge),
+    "rsa": ("time RDM comparison against rsatoolbox on the same random RDMs", _rsa),
+    "extract": ("activation extraction against a bare torch forward pass", _extract),
+    "pls": ("time Brain-Score's PLS mapping against scikit-learn on the same data", _pls),
+    "nsdload": ("read one ROI's betas from a full-size NSD session file", _nsdload),
+}
+
+
+def add_arguments(suite: str, parser: argparse.ArgumentParser) -> None:
+    """Declare `neurobench perf SUITE`'s arguments on `parser`."""
+    SUITES[suite][1](parser)

@@ -10,7 +10,6 @@ Overheads are neurobench-extract over each bare baseline; cache reads are report
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 import tempfile
@@ -26,20 +25,6 @@ from ..errors import NeurobenchError
 from ..models.cache import ActivationCache
 
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="toporesnet18", help="model id (default toporesnet18)")
-    parser.add_argument("--n", type=int, default=64, help="number of synthetic images (default 64)")
-    parser.add_argument("--image-size", type=int, default=224, help="side of the synthetic images (default 224)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--weights", default="random", help="'random' (default) or as for `score`")
-    parser.add_argument("--layers", nargs="+", default=None, help="layers to read (default: the model's default)")
-    parser.add_argument("--pool", default=None, help="read-out pooling: 'mean' or an int k")
-    parser.add_argument("--project", type=int, default=None, help="sparse random projection dimension")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median; >= 3)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def _interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:

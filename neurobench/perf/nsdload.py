@@ -11,7 +11,6 @@ array (checked).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tracemalloc
 
@@ -23,13 +22,6 @@ from .rsa import _median_times
 log = logging.getLogger(__name__)
 
 VOLUME = (81, 104, 83)  # subj01 func1pt8mm, NIfTI order (X, Y, Z)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trials", type=int, default=750, help="trials per session (NSD: 750)")
-    parser.add_argument("--roi-voxels", type=int, default=2000, help="ROI size (V1 is a few thousand voxels)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--keep", action="store_true", help="keep the generated session file")
 
 
 def _session_file(trials: int):

@@ -9,7 +9,6 @@ between the two tools' scores (mean over splits of the median test r over neuroi
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import numpy as np
@@ -21,19 +20,6 @@ from ..metrics.pls import cross_validated_pls
 from .rsa import _median_time, _median_times
 
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=3200, help="images (default 3200)")
-    parser.add_argument("--p", type=int, default=2048, help="layer units (default 2048)")
-    parser.add_argument("--t", type=int, default=168, help="neuroids (default 168, IT)")
-    parser.add_argument("--components", type=int, default=25)
-    parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median; >= 3)")
-    parser.add_argument("--device", default="cpu", help="device for neurobench (default cpu)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-sklearn", action="store_true", help="time neurobench only")
 
 
 def _problem(args):

@@ -27,29 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from . import RIDGE_TOOLS, add_arguments
+
 log = logging.getLogger(__name__)
 
-TOOLS = ("neurobench", "himalaya", "sklearn")
+TOOLS = tuple(RIDGE_TOOLS.split(","))
 _AVAILABLE = {"neurobench": "torch", "himalaya": "himalaya", "sklearn": "sklearn"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=2000, help="stimuli (rows)")
-    parser.add_argument("--p", type=int, default=2048, help="features")
-    parser.add_argument("--t", type=int, default=10_000, help="targets (voxels / neurons)")
-    parser.add_argument("--alphas", default="9",
-                        help="a count (logspace(-2, 6, count)) or a comma-separated list")
-    parser.add_argument("--folds", type=int, default=5, help="inner cross-validation folds")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--tools", default=",".join(TOOLS),
-                        help="comma-separated subset of " + ",".join(TOOLS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--memory-budget", type=float, default=None,
-                        help="neurobench memory budget in bytes (default: from free memory)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 
 
 def parse_alphas(spec: str | int | list) -> np.ndarray:
@@ -244,7 +227,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="neurobench perf ridge", description=__doc__)
-    add_arguments(parser)
+    add_arguments("ridge", parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(format_table(run(args)))  # noqa: T201 - command-line entry point

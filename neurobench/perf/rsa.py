@@ -20,24 +20,12 @@ import torch
 
 from ..devices import resolve_device
 from ..metrics.rsa import canonical_method, compare_rdms
+from . import add_arguments
 
 log = logging.getLogger(__name__)
 
 _RSATOOLBOX = {"tau_a": "tau-a", "rho_a": "rho-a", "spearman": "spearman", "pearson": "corr",
                "cosine": "cosine", "corr_cov": "corr_cov", "cosine_cov": "cosine_cov"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-models", type=int, default=2000, help="random model RDMs (default 2000)")
-    parser.add_argument("--n-stimuli", type=int, default=92, help="stimuli per RDM (default 92)")
-    parser.add_argument("--n-subjects", type=int, default=4, help="subject RDMs (default 4)")
-    parser.add_argument("--comparators", nargs="+", default=["tau_a", "spearman", "pearson"],
-                        help="comparators to time (default: tau_a spearman pearson)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median; >= 3)")
-    parser.add_argument("--device", default="cpu", help="device for neurobench (default cpu)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-rsatoolbox", action="store_true",
-                        help="time neurobench only (rsatoolbox is a test-only dependency)")
 
 
 def _median_time(fn, repeats: int):
@@ -118,7 +106,7 @@ def run(args) -> list[dict]:
 
 def main(argv=None) -> None:  # pragma: no cover - convenience for `python -m`
     parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
+    add_arguments("rsa", parser)
     for row in run(parser.parse_args(argv)):
         print(row)
 

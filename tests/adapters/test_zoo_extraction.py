@@ -170,12 +170,12 @@ def test_brain_model_as_neurobench_adapter(tmp_path):
 
 
 def test_perf_extract_rows(monkeypatch):
-    from neurobench.perf import extract
+    from neurobench.perf import add_arguments, extract
 
     nb.registry.models.add("perf-tiny", lambda weights=None, seed=0: tiny_adapter(seed), replace=True)
     try:
         parser = argparse.ArgumentParser()
-        extract.add_arguments(parser)
+        add_arguments("extract", parser)
         args = parser.parse_args(["--model", "perf-tiny", "--n", "6", "--batch-size", "3", "--image-size", "20"])
         rows = extract.run(args)
     finally:

@@ -213,10 +213,11 @@ def test_perf_harness_neurobench_and_himalaya_agree_in_process():
 def test_perf_run_reports_every_tool():
     import argparse
 
+    from neurobench.perf import add_arguments
     from neurobench.perf import ridge as perf
 
     parser = argparse.ArgumentParser()
-    perf.add_arguments(parser)
+    add_arguments("ridge", parser)
     args = parser.parse_args("--n 200 --p 50 --t 40 --repeats 1".split())
     rows = perf.run(args)
     by = {r["tool"]: r for r in rows}
