@@ -22,7 +22,9 @@ _LAZY = {
     # benchmark kinds and what they are built from
     "Benchmark": "kinds.base", "RSABenchmark": "kinds.rsa", "TemporalRSABenchmark": "kinds.temporal_rsa",
     "TemporalData": "kinds.temporal_rsa", "EncodingBenchmark": "kinds.encoding",
-    "PerSubjectEncodingBenchmark": "kinds.per_subject", "option": "options",
+    "PerSubjectEncodingBenchmark": "kinds.per_subject", "SubjectResponses": "kinds.per_subject",
+    "TemporalEncodingBenchmark": "kinds.temporal_encoding", "TopographicBenchmark": "kinds.topographic",
+    "option": "options",
     "Splits": "metrics.splits", "fixed_split": "metrics.splits", "kfold_splits": "metrics.splits",
     "repeated_assembly": "data.assemblies", "StimulusSet": "data.stimuli",
     # models
@@ -31,21 +33,15 @@ _LAZY = {
     # results
     "Scores": "result", "ScoreResult": "result", "ResultStore": "store",
 }
-# names whose module is still being written elsewhere: resolved when present, left out of __all__
-_OPTIONAL = {"PerSubjectEncodingBenchmark"}
 _SUBMODULES = ("errors",)  # modules exposed as attributes: `nb.errors.UnknownNameError`
 
-__all__ = sorted(set(_LAZY) - _OPTIONAL) + list(_SUBMODULES) + ["__version__"]
+__all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        try:
-            value = getattr(module, name)
-        except AttributeError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r} "
-                                 f"({module.__name__} does not define it yet)") from None
+        value = getattr(module, name)
     elif name in _SUBMODULES or not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         value = importlib.import_module(f".{name}", __name__)  # nb.errors, nb.registry, ...
     else:

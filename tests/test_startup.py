@@ -87,11 +87,10 @@ def test_public_names_resolve_from_the_top():
         nb.no_such_name  # noqa: B018
 
 
-def test_per_subject_kind_is_exposed_when_it_exists():
-    from neurobench.kinds import per_subject
+def test_kinds_are_exposed_at_the_top():
+    from neurobench.kinds import per_subject, temporal_encoding, topographic
 
-    if not hasattr(per_subject, "PerSubjectEncodingBenchmark"):
-        with pytest.raises(AttributeError, match="PerSubjectEncodingBenchmark"):
-            nb.PerSubjectEncodingBenchmark  # noqa: B018
-        pytest.skip("neurobench/kinds/per_subject.py does not define PerSubjectEncodingBenchmark yet")
     assert nb.PerSubjectEncodingBenchmark is per_subject.PerSubjectEncodingBenchmark
+    assert nb.SubjectResponses is per_subject.SubjectResponses
+    assert nb.TemporalEncodingBenchmark is temporal_encoding.TemporalEncodingBenchmark
+    assert nb.TopographicBenchmark is topographic.TopographicBenchmark
