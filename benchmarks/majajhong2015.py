@@ -34,12 +34,12 @@ from neurobench.data.files import file_state, resolve, unpack
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError, StimulusError
 from neurobench.kinds.base import Benchmark
-from neurobench.kinds.encoding import score_encoding
+from neurobench.kinds.encoding import EncodingOptions, score_encoding
 from neurobench.metrics.correlation import pearson_columns, weighted_pearson_columns
 from neurobench.metrics.inference import bootstrap_counts
 from neurobench.metrics.pls import pls_fit
-from neurobench.metrics.ridge import DEFAULT_ALPHAS
 from neurobench.metrics.splits import Splits
+from neurobench.options import int_at_least, non_negative_int, one_of, option
 from neurobench.registry import register_benchmark
 from neurobench.result import Scores
 
@@ -299,14 +299,26 @@ class _MajajHong(Benchmark):
 
 
 class MajajHongPLSBenchmark(_MajajHong):
-    """Brain-Score's public MajajHong2015 PLS benchmark, with stimulus-bootstrap CIs."""
+    """Brain-Score's public MajajHong2015 PLS benchmark, with stimulus-bootstrap CIs.
+
+    Parameters
+    ----------
+    n_components : int
+        PLS components (Brain-Score's protocol: 25).
+    n_bootstrap : int
+        Stimulus-bootstrap resamples for the confidence intervals (0: none).
+    dtype : {'float32', 'float64'}
+        Precision of the PLS fits.
+    """
 
     metric = "pls"
+    n_components = option(N_COMPONENTS, int_at_least(1))
+    n_bootstrap = option(1000, non_negative_int)
+    dtype = option("float32", one_of("float32", "float64"))
 
-    def __init__(self, identifier: str, region: str, description: str, n_components: int = N_COMPONENTS,
-                 n_bootstrap: int = 1000, dtype: str = "float32"):
+    def __init__(self, identifier: str, region: str, description: str, **options):
         super().__init__(identifier, region, description)
-        self.n_components, self.n_bootstrap, self.dtype = n_components, n_bootstrap, dtype
+        self.configure(**options)
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         rec, Y, labels = self._aligned()
@@ -388,17 +400,14 @@ class MajajHongPLSBenchmark(_MajajHong):
                 "boot": {"raw": raw_b[1:], "normalized": norm_b[1:]}}
 
 
-class MajajHongEncodingBenchmark(_MajajHong):
+class MajajHongEncodingBenchmark(EncodingOptions, _MajajHong):
     """neurobench's ridge encoding on Brain-Score's stratified folds, ceiling = per-neuroid split-half reliability."""
 
-    metric = "ridge-encoding"
+    splits = None  # the dataset's 10 folds stratified by object (random_state=1)
 
-    def __init__(self, identifier: str, region: str, description: str, n_bootstrap: int = 1000,
-                 dtype: str = "float32", alphas=DEFAULT_ALPHAS, reduction: str | None = None,
-                 memory_budget: int | None = None):
+    def __init__(self, identifier: str, region: str, description: str, **options):
         super().__init__(identifier, region, description)
-        self.n_bootstrap, self.dtype, self.alphas = n_bootstrap, dtype, tuple(alphas)
-        self.reduction, self.memory_budget = reduction, memory_budget
+        self.configure(**options)
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         rec, Y, labels = self._aligned()
@@ -408,9 +417,8 @@ class MajajHongEncodingBenchmark(_MajajHong):
         reliability = internal_consistency(rec, uniform, halves)[0].mean(0).cpu().numpy()
         ids = self.stimuli().ids
         result = score_encoding(
-            activations, Y[:, None, :], ids, ids, splits=stratified_kfold(labels),
-            alphas=self.alphas, n_bootstrap=self.n_bootstrap, seed=seed, device=device, dtype=self.dtype,
-            reduction=self.reduction, memory_budget=memory_budget if memory_budget is not None else self.memory_budget, ceiling=reliability,
+            activations, Y[:, None, :], ids, ids, splits=stratified_kfold(labels), seed=seed, device=device,
+            memory_budget=memory_budget, ceiling=reliability, **self.encoding_options(),
             ceiling_note=("per-neuroid split-half reliability over repetitions (Brain-Score's internal-consistency "
                           "halves: 10 ShuffleSplits of the repetition numbers, random_state=1), Spearman-Brown, "
                           "mean over the 10 halves"),

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 import neurobench as nb
-from neurobench.kinds.rsa import RSABenchmark
 
 
 @nb.register_model("tiny-convnet", family="custom")
@@ -51,5 +50,5 @@ def colour_rdm():
 @nb.register_benchmark("toy.colour-rsa")
 def colour_benchmark():
     """Toy RSA benchmark: hue-circle distances (no download needed)."""
-    return RSABenchmark("toy.colour-rsa", "hue circle", (), colour_stimuli, colour_rdm, comparator="spearman",
-                        n_bootstrap=200)
+    return nb.RSABenchmark("toy.colour-rsa", "hue circle", (), colour_stimuli, colour_rdm, comparator="spearman",
+                           n_bootstrap=200)
