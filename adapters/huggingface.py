@@ -55,6 +55,11 @@ class HFLanguageAdapter(TextAdapter):
     def layers(self) -> list[str]:
         return [f"layer{k}" for k in range(self.n_layers + 1)]
 
+    def channels(self, layer: str) -> int | None:
+        """Every residual-stream layer is `hidden_size` wide."""
+        self.check_layers([layer])
+        return int(self.model.config.hidden_size)
+
     def _device_module(self):
         return self.model
 

@@ -309,24 +309,45 @@ def nanogpt_layers(cfg: GPTConfig) -> list[str]:
     return blocks + [f"{b}.mlp.c_fc" for b in blocks] + ["transformer.ln_f"]
 
 
+GPT2_TOKENIZER_ENV = "NEUROBENCH_GPT2_TOKENIZER"
+
+
 def gpt2_tokenizer():
-    """The GPT-2 BPE tokenizer NanoGPT was trained with, from the cache or the hub."""
+    """The GPT-2 BPE tokenizer NanoGPT was trained with: from the folder in
+    $NEUROBENCH_GPT2_TOKENIZER, neurobench's copy of `gpt2`, the Hugging Face cache, or the hub."""
+    from transformers import AutoTokenizer
+
     from .huggingface import HUB_MODELS
 
     hub = HUB_MODELS["gpt2"][0]
-    try:
-        from transformers import AutoTokenizer
-
-        folder = hub.cached_path()
-        if folder is not None:
+    folder = os.environ.get(GPT2_TOKENIZER_ENV)
+    if folder:
+        try:
             return AutoTokenizer.from_pretrained(folder, use_fast=True)
-        return AutoTokenizer.from_pretrained(hub.repo_id, cache_dir=paths.subdir("hub"), use_fast=True,
-                                             local_files_only=offline())
-    except Exception as exc:
-        raise CheckpointError(
-            f"NanoGPT needs the GPT-2 tokenizer, which is not cached and cannot be downloaded ({type(exc).__name__}). "
-            "Run `neurobench fetch gpt2` with network access, or pass tokenizer=... (a transformers fast tokenizer)"
-        ) from exc
+        except Exception as exc:
+            raise CheckpointError(
+                f"{GPT2_TOKENIZER_ENV}={folder}: cannot read a GPT-2 tokenizer there ({type(exc).__name__}: {exc}); "
+                "the folder needs vocab.json and merges.txt (or tokenizer.json) of openai-community/gpt2"
+            ) from exc
+    cached = hub.cached_path()
+    attempts = [(cached, {})] if cached is not None else []
+    attempts += [(hub.repo_id, {"local_files_only": True}), ("gpt2", {"local_files_only": True})]
+    if not offline():
+        attempts.append((hub.repo_id, {"cache_dir": paths.subdir("hub")}))
+    problem = None
+    for source, kwargs in attempts:
+        try:
+            return AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
+        except Exception as exc:  # not cached here, or the hub is unreachable: try the next place
+            problem = exc
+    why = "NEUROBENCH_OFFLINE is set" if offline() else f"{type(problem).__name__}: {str(problem).splitlines()[0]}"
+    raise CheckpointError(
+        "NanoGPT reads text with the GPT-2 BPE tokenizer (vocab.json + merges.txt, or tokenizer.json, of "
+        f"{hub.repo_id}), which is neither in neurobench's cache ({paths.home() / 'hub'}) nor in the Hugging Face "
+        f"cache, and cannot be downloaded here ({why}). Provide it in one of three ways: run `neurobench fetch gpt2` "
+        f"where the hub is reachable (downloads GPT-2 with its tokenizer); set {GPT2_TOKENIZER_ENV} to a folder "
+        "holding those tokenizer files; or, in Python, pass tokenizer=<a transformers fast tokenizer> to the model"
+    )
 
 
 def make_toponanogpt(tau: float = 50.0, weights: str | None = None, seed: int = 0, tokenizer=None,
@@ -334,6 +355,7 @@ def make_toponanogpt(tau: float = 50.0, weights: str | None = None, seed: int = 
     """TopoNets NanoGPT; options are TextAdapter's (pooling, level, truncation)."""
     cfg = config or GPTConfig()
     identifier = NANOGPT.model_id(tau)
+    tok = tokenizer if tokenizer is not None else gpt2_tokenizer()  # before building 124M parameters
     if weights == "random":
         model, weights_id = _random(lambda: GPT(cfg), seed)
         trained = False
@@ -342,7 +364,6 @@ def make_toponanogpt(tau: float = 50.0, weights: str | None = None, seed: int = 
         model = GPT(cfg)
         load_strict(model, read_state_dict(path, nested_key="model", strip_prefixes=("_orig_mod.",)), str(path))
         weights_id, trained = sha256_of(path), True
-    tok = tokenizer if tokenizer is not None else gpt2_tokenizer()
     tok_id = getattr(tok, "name_or_path", None) or type(tok).__name__
     layers = nanogpt_layers(cfg)
     return HookedTextAdapter(

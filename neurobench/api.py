@@ -154,8 +154,9 @@ def _select(names: Sequence[str | Benchmark] | None) -> tuple[list[Benchmark], l
         return [load_benchmark(name) for name in names], [], []
     chosen, skipped, failures = [], [], []
     for entry in benchmark_registry:
-        if entry.meta.get("by_name_only"):
-            skipped.append(Skipped(entry.name, BY_NAME_ONLY, "by_name_only"))
+        if entry.meta.get("by_name_only"):  # True, or a string saying why
+            why = entry.meta["by_name_only"]
+            skipped.append(Skipped(entry.name, why if isinstance(why, str) else BY_NAME_ONLY, "by_name_only"))
             continue
         try:
             bench = load_benchmark(entry.name)

@@ -281,33 +281,49 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
-def _topo_stimuli(spec: str):
-    """A benchmark's stimuli (by benchmark or dataset name) or an image folder."""
+def _topo_stimuli(spec: str | None, adapter):
+    """(stimuli, label column, declared contrasts) from a benchmark or dataset name, an image
+    folder or a text .tsv file; by default the language localizer for language models, else the
+    92 objects."""
     from .api import load_benchmark
     from .data.stimuli import StimulusSet
+    from .models.text import TextAdapter
 
+    if spec is None:
+        spec = "language-localizer" if isinstance(getattr(adapter, "inner", adapter), TextAdapter) else "kriegeskorte2008"
     if Path(spec).is_dir():
-        return StimulusSet.from_folder(spec), "category"
+        return StimulusSet.from_folder(spec), "category", ()
+    if spec.endswith(".tsv"):
+        from .benchmarks.language_localizer import read_text_tsv
+
+        stim = read_text_tsv(spec)
+        return stim, ("condition" if "condition" in stim.labels else None), ()
     names = [spec] if spec in benchmarks else [n for n in benchmarks.names() if n.startswith(spec + ".")]
     if not names:
-        raise NeurobenchError(f"--stimuli {spec!r} is neither an image folder nor a benchmark or dataset name")
-    stim = load_benchmark(names[0]).stimuli()
-    return stim, ("domain" if "domain" in stim.labels else None)
+        raise NeurobenchError(f"--stimuli {spec!r} is neither an image folder, a text .tsv file nor a benchmark "
+                              "or dataset name")
+    bench = load_benchmark(names[0])
+    stim = bench.stimuli()
+    column = getattr(bench, "label_column", None) or ("domain" if "domain" in stim.labels else None)
+    return stim, column, getattr(bench, "contrasts", ())
 
 
 def cmd_topo(args) -> int:
     import pandas as pd
 
+    from .topography.contrasts import resolve_contrasts
     from .topography.run import topo_report
 
     adapter = _adapter(args)
-    if adapter.readout is None:
-        adapter.with_readout(pool="mean")  # one value per channel, matching sheet positions
-    stimuli, default_labels = _topo_stimuli(args.stimuli)
+    stimuli, default_labels, declared = _topo_stimuli(args.stimuli, adapter)
     labels = args.labels or default_labels
+    # named contrasts (declared ones or 'A+B>C' specs); else the declared ones, unless --labels asks
+    # for each category against the rest
+    contrasts = (resolve_contrasts(args.contrast, declared) if args.contrast
+                 else None if args.labels else list(declared) or None)
     out_dir = Path(args.out or f"neurobench-topo-{adapter.identifier}{'' if adapter.trained else '-untrained'}")
-    summary, results = topo_report(adapter, stimuli, out_dir, labels=labels, layers=args.layers,
-                                   n_perm=args.n_perm, seed=args.seed, device=args.device,
+    summary, results = topo_report(adapter, stimuli, out_dir, labels=labels, contrasts=contrasts,
+                                   layers=args.layers, n_perm=args.n_perm, seed=args.seed, device=args.device,
                                    batch_size=args.batch_size)
     table = pd.DataFrame([r.row() for r in results])
     keep = [c for c in table.columns if c in ("layer", "smoothness", "smoothness_p", "smoothness_shuffled",
@@ -408,8 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("topo", help="topographic signatures of a model's sheet layers, with figures")
     s.add_argument("--model", required=True)
     s.add_argument("--weights", help="'random' for an untrained network, or a checkpoint path")
-    s.add_argument("--stimuli", default="kriegeskorte2008", help="benchmark/dataset name or image folder")
-    s.add_argument("--labels", help="stimulus label column to contrast (default: domain, or sub-folder names)")
+    s.add_argument("--stimuli", help="benchmark/dataset name, image folder or text .tsv file (id, text, labels); "
+                                     "default: kriegeskorte2008, or language-localizer for a language model")
+    s.add_argument("--labels", help="stimulus label column: each category against the rest (default: domain, "
+                                    "sub-folder names, or the stimulus set's contrasts)")
+    s.add_argument("--contrast", action="append", metavar="A>B",
+                   help="a contrast between conditions: a declared name (sentences>nonwords) or 'A+B>C' over the "
+                        "label column (repeatable)")
     s.add_argument("--layers", nargs="+")
     s.add_argument("--out", help="output folder (default: ./neurobench-topo-<model>)")
     s.add_argument("--n-perm", type=int, default=200, help="permutations for the null distributions")

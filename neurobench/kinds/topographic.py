@@ -5,7 +5,11 @@ stimulus labels, seed, device) -> (value, ci_low, ci_high, extra columns)`. The 
 mean over the scored layers that have sheet positions (a signature of the whole model, no layer
 picked by peeking); the per-layer table carries every layer's value with its p-value or CI.
 There is no noise ceiling: the signature describes the model, not brain data. Conv layers are
-read one value per channel (spatial mean), so units match their positions on the sheet.
+read one value per channel (spatial mean), so units match their positions on the sheet; language
+models give one value per unit already (their adapter pools each text's tokens).
+
+A benchmark may declare the contrasts of its stimulus set (`contrasts`, over the label column
+`label_column`), which `neurobench topo --stimuli <dataset>` maps on every sheet layer.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ class TopographicBenchmark(Benchmark):
 
     def __init__(self, identifier: str, description: str, metric: str, fn: Callable,
                  load_stimuli: Callable[[], StimulusSet], datasets: tuple[str, ...] = (),
-                 needs_positions: bool = True, **options):
+                 needs_positions: bool = True, contrasts: tuple = (), label_column: str | None = None,
+                 **options):
         self.identifier, self.description, self.metric = identifier, description, metric
         self.datasets = datasets
+        self.contrasts, self.label_column = tuple(contrasts), label_column
         self._fn, self._needs_positions = fn, needs_positions
         self._load_stimuli = load_stimuli
         self._adapter = None
@@ -41,7 +47,7 @@ class TopographicBenchmark(Benchmark):
         # one value per channel, so units match the sheet's positions; the adapter's own read-out
         # is restored afterwards so other benchmarks in the same run see it unchanged
         previous = adapter.readout
-        if previous is None:
+        if previous is None and self.stimuli().modality == "image":
             adapter.with_readout(pool="mean")
         self._adapter = adapter
         try:

@@ -81,6 +81,11 @@ class TextAdapter(Adapter):
         """(batch, tokens, features) per layer for a right-padded batch."""
         raise NotImplementedError
 
+    def channels(self, layer: str) -> int | None:
+        """Number of units the layer gives per text, when known without running the model (the
+        shuffled-positions control lays a layer without a sheet of its own out on that many)."""
+        return None
+
     def _device_module(self) -> torch.nn.Module:
         raise NotImplementedError
 
@@ -231,6 +236,20 @@ class HookedTextAdapter(TextAdapter):
         self.check_layers([layer])
         n = self._sheet.get(layer)
         return None if n is None else sheet_positions(n)
+
+    def channels(self, layer: str) -> int | None:
+        """Sheet units, else a linear layer's outputs or a layer norm's width; None otherwise."""
+        self.check_layers([layer])
+        if layer in self._sheet:
+            return int(self._sheet[layer])
+        mod = self._modules.get(layer)
+        if isinstance(mod, torch.nn.Linear):
+            return int(mod.out_features)
+        weight = getattr(mod, "weight", None)
+        if isinstance(mod, torch.nn.LayerNorm) or (isinstance(weight, torch.Tensor) and weight.ndim == 1
+                                                   and "norm" in type(mod).__name__.lower()):
+            return int(weight.shape[0])
+        return None
 
     def _device_module(self):
         return self.module

@@ -7,6 +7,7 @@ dimensionality, and lesion (localised processing) effects. See docs/topography.m
 
 from ._common import NO_POSITIONS_HINT, require_positions, shuffled_positions
 from .brain import mesh_graph, voxel_coordinates, voxel_size
+from .contrasts import Contrast, contrast_selectivity, resolve_contrasts
 from .dimensionality import DimensionalityResult, effective_dimensionality, participation_ratio
 from .lesion import LesionResult, RidgeReadout, lesion_effect, stratified_split
 from .selectivity import (
@@ -33,6 +34,7 @@ __all__ = [
     "NO_POSITIONS_HINT",
     "CategorySignature",
     "ClusterResult",
+    "Contrast",
     "DimensionalityResult",
     "LesionResult",
     "MoranResult",
@@ -43,6 +45,7 @@ __all__ = [
     "category_t_maps",
     "component_sizes",
     "connected_components",
+    "contrast_selectivity",
     "effective_dimensionality",
     "lesion_effect",
     "map_similarity",
@@ -52,6 +55,7 @@ __all__ = [
     "neighbourhood_graph",
     "participation_ratio",
     "require_positions",
+    "resolve_contrasts",
     "selectivity",
     "selectivity_clusters",
     "shuffled_positions",

@@ -43,7 +43,7 @@ def _raster(values: np.ndarray, pos: np.ndarray, valid: np.ndarray) -> np.ndarra
 
 
 def plot_tmaps(tmaps: TMaps, positions, path_stem, *, threshold: float | None = 3.0,
-               title: str | None = None) -> list[Path]:
+               title: str | None = None, label: str = "t (category vs rest)") -> list[Path]:
     """One panel per category: t map on the sheet (red = prefers it), outline at t > threshold.
 
     Integer 2-D positions are drawn as an image of the sheet; other coordinates (voxels,
@@ -73,7 +73,7 @@ def plot_tmaps(tmaps: TMaps, positions, path_stem, *, threshold: float | None = 
                             c=t[v], cmap="RdBu_r", vmin=-lim, vmax=lim, s=8)
             ax.set_aspect("equal")
         ax.set_title(f"{cat}")
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label="t (category vs rest)")
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label=label)
     if title:
         fig.suptitle(title)
     return _save(fig, Path(path_stem))

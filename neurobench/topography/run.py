@@ -1,8 +1,11 @@
 """One call for `neurobench topo --model M`: signatures of every sheet layer, figures, summary.
 
 Glue between an Adapter (activations + `sheet_positions(layer)`) and the pure functions of this
-package. Conv layers must be read out one value per channel (`adapter.with_readout(pool="mean")`)
-so that units match the sheet's positions.
+package. On images, conv layers are read out one value per channel (`pool="mean"`, set for the
+run when the adapter has no read-out of its own) so that units match the sheet's positions; on
+texts, a language model's adapter gives one value per unit already (it pools each text's tokens).
+Selectivity is either each category against the rest (`labels`) or named contrasts between
+conditions (`contrasts`, e.g. sentences > nonword lists; see `contrasts.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, NoSheetPositionsError
 from ._common import NO_POSITIONS_HINT, shuffled_positions
+from .contrasts import contrast_selectivity, resolve_contrasts
 from .dimensionality import DimensionalityResult, effective_dimensionality
 from .selectivity import SelectivityResult, selectivity
 from .smoothness import SmoothnessResult, smoothness
@@ -52,9 +56,13 @@ class LayerSignatures:
 
 
 def layer_signatures(responses, positions, labels=None, *, layer: str = "layer", categories=None,
-                     threshold: float = 3.0, n_perm: int = 200, n_boot: int = 500, seed: int = 0,
-                     device="cpu") -> LayerSignatures:
-    """Smoothness (+ shuffled control), selectivity (when labels are given) and PR of one layer."""
+                     contrasts=None, threshold: float = 3.0, n_perm: int = 200, n_boot: int = 500,
+                     seed: int = 0, device="cpu") -> LayerSignatures:
+    """Smoothness (+ shuffled control), selectivity (when labels are given) and PR of one layer.
+
+    With `contrasts` (Contrast objects or 'A+B>C' specs over the labels), selectivity maps those
+    contrasts (`contrast_selectivity`) instead of each category against the rest.
+    """
     x = np.asarray(responses)
     if positions is None:
         raise NoSheetPositionsError(f"layer {layer!r} has no sheet positions. {NO_POSITIONS_HINT}")
@@ -68,7 +76,10 @@ def layer_signatures(responses, positions, labels=None, *, layer: str = "layer",
     ctl = smoothness(x, shuffled_positions(pos, seed), n_perm=n_perm, seed=seed, device=device,
                      layer=layer)
     sel = None
-    if labels is not None:
+    if labels is not None and contrasts:
+        sel = contrast_selectivity(x, labels, pos, contrasts, threshold=threshold,
+                                   n_perm=min(n_perm, 199), seed=seed, layer=layer)
+    elif labels is not None:
         sel = selectivity(x, labels, pos, categories=categories, threshold=threshold,
                           n_perm=min(n_perm, 199), seed=seed, layer=layer)
     ed = effective_dimensionality(x, n_boot=n_boot, seed=seed, device=device)
@@ -88,20 +99,47 @@ def _labels_from(stimuli, labels):
     return col
 
 
-def topo_report(adapter, stimuli, out_dir, *, labels=None, layers=None, categories=None,
-                threshold: float = 3.0, n_perm: int = 200, n_boot: int = 500, seed: int = 0,
-                device="cpu", batch_size: int = 32) -> tuple[Path, list[LayerSignatures]]:
+def _positions(adapter, layer: str):
+    """The layer's sheet positions, or None when it has none (a layer the shuffled-positions
+    control cannot lay out either is skipped, like any layer without a sheet)."""
+    try:
+        return adapter.sheet_positions(layer)
+    except NoSheetPositionsError:
+        return None
+
+
+def _activations(adapter, stimuli, names, batch_size, device):
+    """Activations with one value per sheet unit: conv layers mean-pooled over space on images."""
+    previous = adapter.readout
+    if previous is None and stimuli.modality == "image":
+        adapter.with_readout(pool="mean")
+    try:
+        return adapter.activations(stimuli, names, batch_size=batch_size, device=device)
+    finally:
+        adapter.readout = previous
+
+
+def topo_report(adapter, stimuli, out_dir, *, labels=None, contrasts=None, layers=None,
+                categories=None, threshold: float = 3.0, n_perm: int = 200, n_boot: int = 500,
+                seed: int = 0, device="cpu",
+                batch_size: int = 32) -> tuple[Path, list[LayerSignatures]]:
     """Signatures of every requested layer that has a sheet, figures and `summary.md` in out_dir.
 
-    labels: an array (one per stimulus) or the name of a column of `stimuli.labels` (boolean
-    columns become "<name>" vs "non-<name>"). Layers without positions are skipped and listed.
+    stimuli: images or texts (for a language model). labels: an array (one per stimulus) or the
+    name of a column of `stimuli.labels` (boolean columns become "<name>" vs "non-<name>").
+    contrasts: Contrast objects or 'A+B>C' specs over the labels (default column: `condition`),
+    mapped instead of each category against the rest. Layers without positions are skipped and
+    listed.
     """
     from .figures import plot_smoothness, plot_tmaps, write_summary
 
     out = Path(out_dir)
+    cons = resolve_contrasts(contrasts) if contrasts else None
+    if cons and labels is None:
+        labels = "condition"
     lab = _labels_from(stimuli, labels)
     names = adapter.check_layers(layers)
-    positions = {n: adapter.sheet_positions(n) for n in names}
+    positions = {n: _positions(adapter, n) for n in names}
     skipped = [n for n, p in positions.items() if p is None]
     names = [n for n in names if positions[n] is not None]
     if not names:
@@ -109,20 +147,27 @@ def topo_report(adapter, stimuli, out_dir, *, labels=None, layers=None, categori
             f"none of the layers {skipped} of {adapter.identifier} has sheet positions. "
             f"{NO_POSITIONS_HINT}"
         )
-    acts = adapter.activations(stimuli, names, batch_size=batch_size, device=device)
+    acts = _activations(adapter, stimuli, names, batch_size, device)
     results, figures = [], []
     for n in names:
         sig = layer_signatures(acts[n], positions[n], lab, layer=n, categories=categories,
-                               threshold=threshold, n_perm=n_perm, n_boot=n_boot, seed=seed,
-                               device=device)
+                               contrasts=cons, threshold=threshold, n_perm=n_perm, n_boot=n_boot,
+                               seed=seed, device=device)
         results.append(sig)
         safe = n.replace("/", "_").replace(".", "-")
         figures += plot_smoothness({n: sig.smoothness, f"{n} (shuffled)": sig.control},
                                    out / "figures" / f"smoothness_{safe}", title=n)
         if sig.selectivity is not None:
             figures += plot_tmaps(sig.selectivity.tmaps, positions[n],
-                                  out / "figures" / f"tmaps_{safe}", threshold=threshold, title=n)
-    notes = [f"Model `{adapter.display_name}`, {len(stimuli)} stimuli, seed {seed}."]
+                                  out / "figures" / f"tmaps_{safe}", threshold=threshold, title=n,
+                                  label="t (contrast: A vs B in A>B)" if cons else "t (category vs rest)")
+    notes = [f"Model `{adapter.display_name}`, {len(stimuli)} stimuli (`{stimuli.identifier}`), "
+             f"seed {seed}."]
+    if cons:
+        notes.append("Contrasts (pooled-variance t, positive side vs negative side, on those stimuli "
+                     f"only; label column `{labels if isinstance(labels, str) else 'given'}`): "
+                     + "; ".join(f"{c.name} = {' + '.join(c.positive)} > {' + '.join(c.negative)}"
+                                 + (f" ({c.source})" if c.source else "") for c in cons) + ".")
     if skipped:
         notes.append(f"Skipped (no sheet positions): {', '.join(skipped)}.")
     path = write_summary(
