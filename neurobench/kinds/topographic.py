@@ -47,7 +47,7 @@ class TopographicBenchmark(Benchmark):
         # one value per channel, so units match the sheet's positions; the adapter's own read-out
         # is restored afterwards so other benchmarks in the same run see it unchanged
         previous = adapter.readout
-        if previous is None and self.stimuli().modality == "image":
+        if previous is None and getattr(self.stimuli(), "modality", "image") == "image":
             adapter.with_readout(pool="mean")
         self._adapter = adapter
         try:

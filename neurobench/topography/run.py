@@ -111,7 +111,7 @@ def _positions(adapter, layer: str):
 def _activations(adapter, stimuli, names, batch_size, device):
     """Activations with one value per sheet unit: conv layers mean-pooled over space on images."""
     previous = adapter.readout
-    if previous is None and stimuli.modality == "image":
+    if previous is None and getattr(stimuli, "modality", "image") == "image":
         adapter.with_readout(pool="mean")
     try:
         return adapter.activations(stimuli, names, batch_size=batch_size, device=device)
@@ -161,8 +161,9 @@ def topo_report(adapter, stimuli, out_dir, *, labels=None, contrasts=None, layer
             figures += plot_tmaps(sig.selectivity.tmaps, positions[n],
                                   out / "figures" / f"tmaps_{safe}", threshold=threshold, title=n,
                                   label="t (contrast: A vs B in A>B)" if cons else "t (category vs rest)")
-    notes = [f"Model `{adapter.display_name}`, {len(stimuli)} stimuli (`{stimuli.identifier}`), "
-             f"seed {seed}."]
+    name = getattr(stimuli, "identifier", None)
+    notes = [f"Model `{adapter.display_name}`, {len(stimuli)} stimuli" + (f" (`{name}`)" if name else "")
+             + f", seed {seed}."]
     if cons:
         notes.append("Contrasts (pooled-variance t, positive side vs negative side, on those stimuli "
                      f"only; label column `{labels if isinstance(labels, str) else 'given'}`): "
