@@ -3,8 +3,8 @@ RSA benchmarks whose data come through the data layer.
 
 - model `faults-pixels`: 8x8 average-pooled pixels (layer "1"), so its RDM follows image content;
 - `faults.npy-rsa`: 24 colour images against the RDM in the manifest file faultset/rdm.npy;
-- `faults.images-rsa`: the images of the folder $FAULTS_IMAGES (any bit depth) against the RDM
-  of their mean intensities; `faults.reference-rsa`: the same images given as the uint8 arrays
+- `faults.images-rsa`: the images of the folder $FAULTS_IMAGES (any bit depth) against the
+  correlation-distance RDM of their reference pixels; `faults.reference-rsa`: the same images given as the uint8 arrays
   in $FAULTS_IMAGES/reference.npy (the reference conversion).
 """
 
@@ -57,18 +57,18 @@ def reference_images() -> nb.StimulusSet:
     return nb.StimulusSet("faults-reference", ids, images=list(arrays))
 
 
-def intensity_rdm():
-    means = np.load(_folder() / "reference.npy").reshape(len(folder_images()), -1).mean(1)
-    return folder_images().ids, np.abs(means[:, None] - means[None, :])[None], "toy: no noise ceiling"
+def pixel_rdm():
+    pixels = np.load(_folder() / "reference.npy").reshape(len(folder_images()), -1).astype(np.float64)
+    return folder_images().ids, (1 - np.corrcoef(pixels))[None], "toy: no noise ceiling"
 
 
 @nb.register_benchmark("faults.images-rsa")
 def images_benchmark():
-    return nb.RSABenchmark("faults.images-rsa", "image files", (), folder_images, intensity_rdm,
+    return nb.RSABenchmark("faults.images-rsa", "image files", (), folder_images, pixel_rdm,
                            comparator="spearman", n_bootstrap=20)
 
 
 @nb.register_benchmark("faults.reference-rsa")
 def reference_benchmark():
-    return nb.RSABenchmark("faults.reference-rsa", "uint8 reference", (), reference_images, intensity_rdm,
+    return nb.RSABenchmark("faults.reference-rsa", "uint8 reference", (), reference_images, pixel_rdm,
                            comparator="spearman", n_bootstrap=20)
