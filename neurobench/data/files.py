@@ -489,6 +489,7 @@ def unpack(dataset: str, filename: str) -> Path:
         if unpacked_checksum(target) == checksum:
             return target
         _clear_leftovers(target)
+        log.info("unpacking %s into %s", archive, target)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         tmp.mkdir(parents=True)
         try:

@@ -17,7 +17,6 @@ import neurobench as nb
 from neurobench.data.stimuli import StimulusSet, to_rgb_image
 from neurobench.errors import StimulusError
 
-from .conftest import no_traceback
 from .data_support import PLUGIN, forget_plugin
 
 
