@@ -41,11 +41,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", entry["range"] or "")
         if match and kind != "ignore-range":
-            start = int(match.group(1)) if kind != "wrong-start" else arg
+            start = int(match.group(1))
             if start >= len(body):
                 return self._head(entry, 416, 0, {"Content-Range": f"bytes */{len(body)}"})
+        if kind == "wrong-start":
+            start = arg
         rest = body[start:]
-        status = 206 if match and kind != "ignore-range" else 200
+        status = 206 if (match and kind != "ignore-range") or kind == "wrong-start" else 200
         headers = {"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"} if status == 206 else {}
         if kind == "stream":  # no Content-Length: `arg` bytes, then the connection closes
             return self._send(entry, status, rest + bytes(max(arg - len(rest), 0)), headers)
@@ -82,12 +84,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._write(entry, body)
 
     def _write(self, entry, data) -> bool:
-        try:
-            self.wfile.write(data)
-            self.wfile.flush()
-        except OSError:  # the client went away
-            return False
-        entry["sent"] += len(data)
+        """Write in 64 KiB pieces, counting what the socket took; False once the client is gone."""
+        for i in range(0, len(data), 1 << 16):
+            try:
+                self.wfile.write(data[i:i + (1 << 16)])
+                self.wfile.flush()
+            except OSError:
+                return False
+            entry["sent"] += len(data[i:i + (1 << 16)])
         return True
 
 
@@ -103,7 +107,7 @@ class FaultyServer(http.server.ThreadingHTTPServer):
     - ("trickle", (n, s)) / ("slow", (n, s)): n bytes every s seconds
     - ("stream", n): no Content-Length; n bytes (the file, then zeros), then close
     - ("ignore-range", None): answer 200 with the whole file whatever the Range
-    - ("wrong-start", k): answer a Range request with 206 from byte k
+    - ("wrong-start", k): answer 206 from byte k, whatever was asked
 
     `log` holds one dict per request: path, range, fault, status, sent (bytes written).
     """
