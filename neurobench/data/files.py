@@ -261,7 +261,8 @@ def _tofu_record(dataset: str) -> Path:
 
 def recorded_digest(dataset: str, name: str) -> str | None:
     """The sha256 recorded at the first verified use of a trust-on-first-use file, if any."""
-    entry = safefs.read_json(_tofu_record(dataset), {}).get(name)
+    record = safefs.read_json(_tofu_record(dataset), {})
+    entry = record.get(name) if isinstance(record, dict) else None
     return entry.get("sha256") if isinstance(entry, dict) else None
 
 
