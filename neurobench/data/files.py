@@ -175,7 +175,8 @@ def _file_spec(entry: dict, where: str) -> FileSpec:
             raise ManifestError(f"{where}: every [[files]] entry needs `{key}`")
     for key, kind in _FIELD_TYPES.items():
         if key in entry and (not isinstance(entry[key], kind) or (kind is int and isinstance(entry[key], bool))):
-            raise ManifestError(f"{where}: `{key}` must be a {kind.__name__}, got {entry[key]!r}")
+            what = {str: "string", int: "whole number", bool: "boolean"}[kind]
+            raise ManifestError(f"{where}: `{key}` must be a {what}, got {entry[key]!r}")
     if entry.get("size") is not None and entry["size"] < 0:
         raise ManifestError(f"{where}: `size` must be a number of bytes >= 0, got {entry['size']}")
     problem = paths.name_problem(entry["name"])

@@ -5,7 +5,9 @@ RSA benchmarks whose data come through the data layer.
 - `faults.npy-rsa`: 24 colour images against the RDM in the manifest file faultset/rdm.npy;
 - `faults.images-rsa`: the images of the folder $FAULTS_IMAGES (any bit depth) against the
   correlation-distance RDM of their reference pixels; `faults.reference-rsa`: the same images given as the uint8 arrays
-  in $FAULTS_IMAGES/reference.npy (the reference conversion).
+  in $FAULTS_IMAGES/reference.npy (the reference conversion);
+- model `faults-net`: weights from a URL source checked by the sha256 prefix of its file name
+  ($FAULTS_WEIGHTS_FILE), for `neurobench fetch faults-net`.
 """
 
 import os
@@ -16,6 +18,7 @@ import torch
 
 import neurobench as nb
 from neurobench.data.files import resolve
+from neurobench.models.weights import WeightSource
 
 IDS = [f"hue{i:02d}" for i in range(24)]
 
@@ -72,3 +75,15 @@ def images_benchmark():
 def reference_benchmark():
     return nb.RSABenchmark("faults.reference-rsa", "uint8 reference", (), reference_images, pixel_rdm,
                            comparator="spearman", n_bootstrap=20)
+
+
+# Weights: a URL source checked by the sha256 prefix in its file name ($FAULTS_WEIGHTS_FILE).
+WEIGHTS = WeightSource(os.environ.get("FAULTS_WEIGHTS_FILE", "faults-net-00000000.pth"),
+                       url="https://weights.invalid/faults-net.pth", cache="faults-weights", sha256="file-name")
+
+
+@nb.register_model("faults-net", family="custom", weights=WEIGHTS)
+def faults_net(weights=None, seed: int = 0):
+    if weights is None:
+        WEIGHTS.fetch()  # verified before any use
+    return pixels(seed)

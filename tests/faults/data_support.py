@@ -92,7 +92,7 @@ def tree(root: Path, skip: Path | None = None) -> dict[str, tuple[int, int]]:
 
 
 PLUGIN = Path(__file__).with_name("data_plugin.py")
-PLUGIN_IDS = {"models": ["faults-pixels"],
+PLUGIN_IDS = {"models": ["faults-pixels", "faults-net"],
               "benchmarks": ["faults.npy-rsa", "faults.images-rsa", "faults.reference-rsa"]}
 
 
