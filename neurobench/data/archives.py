@@ -17,7 +17,6 @@ also extracted with Python's "data" filter (no links out, no devices, no absolut
 
 from __future__ import annotations
 
-import os
 import shutil
 import tarfile
 import zipfile
@@ -26,9 +25,10 @@ from pathlib import Path
 
 from ..errors import ArchiveError, UnsafePathError
 from ..paths import inside
+from . import limits
 
-DEFAULT_MAX_BYTES = 100 * 2**30
-DEFAULT_MAX_RATIO = 100.0
+DEFAULT_MAX_BYTES = limits.UNPACK_MAX_BYTES
+DEFAULT_MAX_RATIO = limits.UNPACK_MAX_RATIO
 _COPY_BLOCK = 1 << 20
 
 
@@ -39,21 +39,8 @@ class UnpackLimits:
 
     @classmethod
     def from_env(cls) -> UnpackLimits:
-        return cls(int(_env_number("NEUROBENCH_UNPACK_MAX_BYTES", DEFAULT_MAX_BYTES)),
-                   _env_number("NEUROBENCH_UNPACK_MAX_RATIO", DEFAULT_MAX_RATIO))
-
-
-def _env_number(variable: str, default: float) -> float:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise ArchiveError(f"{variable}={raw!r} is not a positive number; unset it for the default ({default:g})")
-    return value
+        return cls(int(limits.positive("NEUROBENCH_UNPACK_MAX_BYTES", DEFAULT_MAX_BYTES, ArchiveError, "number of bytes")),
+                   limits.positive("NEUROBENCH_UNPACK_MAX_RATIO", DEFAULT_MAX_RATIO, ArchiveError))
 
 
 class _Budget:

@@ -5,7 +5,7 @@ fetched: data streams into `<target>.part` as it arrives (every byte received is
 connection ends), and is resumed with an HTTP Range request; only a file whose size and digest
 match the manifest is renamed to `target`.
 
-Bounds (arguments, or environment variables):
+Bounds (arguments, or the environment variables of `limits`):
 
 - stall timeout (`NEUROBENCH_DOWNLOAD_STALL_S`, default 60 s): no byte for that long ends the
   attempt; it is retried, resuming;
@@ -41,6 +41,7 @@ from ..errors import (
     InvalidInputError,
 )
 from ..progress import progress_enabled
+from . import limits
 from .safefs import HASH_LENGTHS as ALGORITHMS
 from .safefs import exclusive, file_digest, is_digest
 
@@ -52,10 +53,6 @@ _BACKOFF_S = 0.5  # first retry delay; doubles per retry, capped at _BACKOFF_MAX
 _BACKOFF_MAX_S = 8.0
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECASE)
-STALL_S = 60.0
-DEADLINE_FLOOR_S = 600.0
-DEADLINE_MIN_RATE = 100e3  # bytes/s the default deadline allows for a file of known size
-DEADLINE_UNKNOWN_SIZE_S = 6 * 3600.0
 
 
 class _Transient(Exception):
@@ -102,17 +99,17 @@ def download(
     part = part_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     show = progress_enabled() if progress is None else progress
-    stall = timeout if timeout is not None else _env_seconds("NEUROBENCH_DOWNLOAD_STALL_S", STALL_S)
+    if timeout is None:
+        timeout = limits.positive("NEUROBENCH_DOWNLOAD_STALL_S", limits.STALL_S, InvalidInputError, "number of seconds")
     if deadline is None:
-        default = DEADLINE_FLOOR_S + size / DEADLINE_MIN_RATE if size is not None else DEADLINE_UNKNOWN_SIZE_S
-        deadline = _env_seconds("NEUROBENCH_DOWNLOAD_DEADLINE_S", default)
+        deadline = limits.download_deadline(size, InvalidInputError)
     waiting = f"another process is downloading {target.name}; waiting for it"
     with exclusive(part.with_name(part.name + ".lock"), waiting=waiting):
         if expected is not None and target.is_file() and file_digest(target, algorithm) == expected:
             log.info("%s was completed by another process meanwhile", target)  # we waited for its lock
             return expected
-        limits = _Limits(stall, deadline, time.monotonic() + deadline, retries)
-        return _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, limits)
+        bounds = _Limits(timeout, deadline, time.monotonic() + deadline, retries)
+        return _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, bounds)
 
 
 @dataclass(frozen=True)
@@ -124,20 +121,6 @@ class _Limits:
 
     def remaining(self) -> float:
         return self.deadline_at - time.monotonic()
-
-
-def _env_seconds(variable: str, default: float) -> float:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise InvalidInputError(f"{variable}={raw!r} is not a positive number of seconds; unset it for the "
-                                f"default ({default:g} s)")
-    return value
 
 
 def _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, limits):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,9 +14,9 @@ from PIL import Image
 
 from ..errors import StimulusError
 from ..ids import check_same_ids
+from . import limits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default (a 9459 x 9459 image, ~268 MB as RGB)
 
 # 16-bit samples are scaled linearly to 8 bits: v * 255 / 65535, rounded to nearest.
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -25,15 +24,10 @@ SIXTEEN_BIT_MAX = 65535
 
 
 def max_image_pixels() -> int:
-    """NEUROBENCH_MAX_IMAGE_PIXELS (default Pillow's 89,478,485): images with more pixels are refused
-    before they are decoded (a decompression bomb: a small PNG that would decode to gigabytes)."""
-    raw = os.environ.get("NEUROBENCH_MAX_IMAGE_PIXELS", "").strip()
-    if not raw:
-        return DEFAULT_MAX_IMAGE_PIXELS
-    if not raw.isdigit() or int(raw) <= 0:
-        raise StimulusError(f"NEUROBENCH_MAX_IMAGE_PIXELS={raw!r} is not a positive whole number of pixels; unset "
-                            f"it for the default ({DEFAULT_MAX_IMAGE_PIXELS:,})")
-    return int(raw)
+    """NEUROBENCH_MAX_IMAGE_PIXELS (default Pillow's 89,478,485, a 9459 x 9459 image, ~268 MB as RGB):
+    images with more pixels are refused before they are decoded (a decompression bomb: a small
+    PNG that would decode to gigabytes)."""
+    return limits.max_image_pixels(StimulusError)
 
 
 def open_image(source, stimulus_id: str = "?", name: str | None = None) -> Image.Image:

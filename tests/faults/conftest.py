@@ -2,6 +2,8 @@
 
 - `faulty_server`: a threaded HTTP server on 127.0.0.1 whose misbehaviour is scripted per request
   (see FaultyServer).
+- `toy`: a dataset of the test's own (data_support.Toy): NEUROBENCH_HOME, NEUROBENCH_MANIFESTS and
+  NEUROBENCH_MIRROR pointed into tmp_path, with helpers to put files and publish a manifest.
 - `cli`: `neurobench ...` in this process (fast; an exception that escapes the CLI fails the test);
   `run_cli`: the same in a fresh process, for crashes, concurrency and process-wide state.
   Both return a subprocess.CompletedProcess; `no_traceback` checks that a failure came out as a
@@ -125,6 +127,13 @@ class FaultyServer(http.server.ThreadingHTTPServer):
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    from .data_support import Toy
+
+    return Toy(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -22,15 +22,10 @@ import pytest
 from neurobench.data import files as data
 from neurobench.errors import ArchiveError, NeurobenchError
 
-from .data_support import Toy, tar_bytes
+from .data_support import tar_bytes
 
 DEFAULT_MAX_RATIO = 100  # documented default of NEUROBENCH_UNPACK_MAX_RATIO
 ZEROS_MIB = 128  # 128 MiB of zeros deflate to ~130 kB: the ratio (~1000) of the probe's 1 MB -> 1 GiB bomb
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    return Toy(tmp_path, monkeypatch)
 
 
 def _zip_bomb(mib: int) -> bytes:

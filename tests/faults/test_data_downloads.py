@@ -21,17 +21,16 @@ from neurobench.data import files as data
 from neurobench.errors import ChecksumMismatchError, DataUnavailableError, DownloadTimeoutError
 
 from .conftest import no_traceback
-from .data_support import Toy
 
 MIB = 1 << 20
 BODY = random.Random(11).randbytes(3 * MIB)
 
 
 @pytest.fixture
-def toy(tmp_path, monkeypatch, faulty_server):
+def toy(toy, monkeypatch, faulty_server):
+    """The shared toy dataset, online, with BODY served at toy.url and no retry delays."""
     monkeypatch.setenv("NEUROBENCH_OFFLINE", "0")
     monkeypatch.setattr(dl, "_BACKOFF_S", 0.0)
-    toy = Toy(tmp_path, monkeypatch)
     faulty_server.files["/body.bin"] = BODY
     toy.url = faulty_server.url("/body.bin")
     return toy

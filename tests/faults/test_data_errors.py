@@ -19,15 +19,9 @@ from neurobench.data import files as data
 from neurobench.errors import ManifestError
 
 from .conftest import no_traceback
-from .data_support import Toy
 
 HEADER = 'name = "toyset"\ntitle = "toy"\nlicense = "CC0"\n'
 GOOD = '[[files]]\nname = "a.bin"\nurl = "https://data.invalid/a"\ntofu = true\n'
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    return Toy(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("body, problem", [

@@ -12,14 +12,9 @@ from neurobench.data import files as data
 from neurobench.errors import InvalidInputError, ManifestError, NeurobenchError, UnsafePathError
 
 from .conftest import no_traceback
-from .data_support import Toy, tar_bytes, tree, zip_bytes
+from .data_support import tar_bytes, tree, zip_bytes
 
 PAYLOAD = b"attacker-chosen bytes\n"
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    return Toy(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("name, rule", [

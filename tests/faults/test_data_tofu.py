@@ -16,14 +16,7 @@ import pytest
 from neurobench.data import files as data
 from neurobench.errors import ChecksumMismatchError
 
-from .data_support import Toy
-
 N_PROCESSES, FILES_EACH = 8, 25
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    return Toy(tmp_path, monkeypatch)
 
 
 _RECORDER = textwrap.dedent("""

@@ -16,14 +16,9 @@ from neurobench.data import files as data
 from neurobench.errors import ChecksumMismatchError
 
 from .conftest import no_traceback
-from .data_support import PLUGIN, Toy, forget_plugin, rewrite_in_place, tar_bytes
+from .data_support import PLUGIN, forget_plugin, rewrite_in_place, tar_bytes
 
 PAYLOAD = bytes(range(256)) * 64
-
-
-@pytest.fixture
-def toy(tmp_path, monkeypatch):
-    return Toy(tmp_path, monkeypatch)
 
 
 def _verified(toy, payload=PAYLOAD, name="a.bin"):
