@@ -185,7 +185,6 @@ def _data_targets(names: list[str]) -> dict[str, list[str] | None]:
     """Dataset and benchmark names -> the manifest files they cover (None: all of a dataset's)."""
     import difflib
 
-    from .api import load_benchmark
     from .data import files as data
 
     targets: dict[str, list[str] | None] = {}
@@ -193,6 +192,8 @@ def _data_targets(names: list[str]) -> dict[str, list[str] | None]:
         if name in data.list_manifests():
             targets[name] = None
         elif name in benchmarks:
+            from .api import load_benchmark  # torch: only when a benchmark is named
+
             for dataset, files in load_benchmark(name).required_files().items():
                 if files is None or targets.get(dataset, []) is None:
                     targets[dataset] = None

@@ -49,7 +49,8 @@ def _check_home(root: Path) -> None:
 
 
 def subdir(name: str) -> Path:
-    path = inside(home(), name, "NEUROBENCH_HOME folder")
+    """A folder of NEUROBENCH_HOME (created); it may be a symbolic link to another disk."""
+    path = inside(home(), name, "NEUROBENCH_HOME folder", resolve=False)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

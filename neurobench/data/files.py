@@ -381,6 +381,9 @@ def resolve(dataset: str, filename: str, download: bool = True) -> Path:
         except ChecksumMismatchError as exc:
             log.warning("not using corrupt copy: %s", exc)
             bad.append(str(exc))
+        except OSError as exc:  # e.g. a mirror file this user may not read
+            log.warning("not using %s: cannot read it (%s)", candidate, exc)
+            bad.append(f"{candidate}: cannot read it ({exc.strerror or exc})")
     if download and not offline():
         try:
             return _download(dataset, spec)
@@ -392,7 +395,7 @@ def resolve(dataset: str, filename: str, download: bool = True) -> Path:
             log.warning("%s", exc)
     if bad:
         raise ChecksumMismatchError(
-            f"no intact copy of {dataset}/{filename}: " + "; ".join(bad)
+            f"no intact, readable copy of {dataset}/{filename}: " + "; ".join(bad)
             + f". Delete the corrupt copy and run `neurobench fetch {dataset}`, or put the right file in a mirror."
         )
     raise DataUnavailableError(_missing_message(dataset, spec, reason="offline" if offline() or not download else None))
@@ -461,7 +464,7 @@ def availability(dataset: str, names=None) -> dict[str, bool]:
                 verify(candidate, spec, dataset)
                 ok = True
                 break
-            except ChecksumMismatchError:
+            except (ChecksumMismatchError, OSError):
                 continue
         out[spec.name] = ok
     return out
