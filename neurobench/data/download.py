@@ -326,8 +326,12 @@ class _Fetch:
         return hashed
 
     def _read(self, resp: requests.Response) -> bytes:
+        """What has arrived, up to chunk_size (read1); an older urllib3 without read1 reads at most
+        64 KiB at a time, so a drop loses at most that."""
         try:
-            return resp.raw.read1(self.chunk_size, decode_content=True)
+            if hasattr(resp.raw, "read1"):
+                return resp.raw.read1(self.chunk_size, decode_content=True)
+            return resp.raw.read(min(self.chunk_size, 1 << 16), decode_content=True)
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise _Transient(f"no byte for {self.limits.stall:g} s", stalled=True) from exc
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError) as exc:
