@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
-from PIL import Image
 
 from ..data.files import cache_path, load_manifest, recorded_digest, resolve
-from ..data.stimuli import IMAGE_SUFFIXES, StimulusSet
+from ..data.stimuli import IMAGE_SUFFIXES, StimulusSet, open_image
 from ..errors import NeurobenchError, StimulusError
+from ..paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,8 @@ class ArchiveImages(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        data = self.member_bytes(self.members[i])
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except (OSError, ValueError) as exc:
-            raise StimulusError(f"{self.archive}: cannot decode {self.members[i].filename} ({exc})") from exc
-        return image
+        info = self.members[i]
+        return open_image(io.BytesIO(self.member_bytes(info)), image_id(info.filename), f"{self.archive}:{info.filename}")
 
     def _read(self, info: zipfile.ZipInfo) -> bytes:
         with self._lock:
@@ -107,7 +102,7 @@ class ArchiveImages(Sequence):
         """A member's bytes; encrypted members go through the decrypted-member cache."""
         if not info.flag_bits & 0x1:
             return self._read(info)
-        cached = self.member_cache / info.filename
+        cached = inside(self.member_cache, info.filename, f"{self.archive}: member")
         if cached.is_file():
             data = cached.read_bytes()
             if zlib.crc32(data) == info.CRC:

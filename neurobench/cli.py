@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import NeurobenchError, UnknownNameError
+from .paths import home
 from .perf import SUITES
 from .progress import set_progress
 from .registry import benchmarks, metrics, models, plugin_errors
@@ -77,14 +78,21 @@ def cmd_list(args) -> int:
             rows.append({"model": e.name, "family": e.meta.get("family", "custom"),
                          "source": e.meta.get("source", "-"), "weights cached": cached, "description": e.description})
     elif args.what == "benchmarks":
-        rows = []
+        rows, problems = [], {}
         for e in benchmarks:
-            rep = e.factory().data_report()
+            try:
+                rep = e.factory().data_report()
+            except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
+                problems.setdefault(str(exc), []).append(e.name)
+                rows.append({"benchmark": e.name, "data": "error", "to download": "-", "description": e.description})
+                continue
             rows.append({"benchmark": e.name, "data": _data_state(rep), "to download": _download_text(rep),
                          "description": e.description})
     else:
         rows = [{"metric": e.name, "description": e.description} for e in metrics]
     out.print(_table(rows) if rows else f"no {args.what} registered")
+    for problem, names in (problems if args.what == "benchmarks" else {}).items():
+        err.print(escape(f"data of {', '.join(names)}: {problem}"), style="yellow")
     for name, problem in plugin_errors.items():
         err.print(f"[yellow]plugin {escape(repr(name))} failed to load: {escape(problem)}[/yellow]")
     return 0
@@ -171,6 +179,47 @@ def cmd_fetch(args) -> int:
             raise NeurobenchError(f"model {name!r} has no downloadable weights to fetch")
         out.print(escape(f"{name}: {hub.fetch()}"))
     return 0
+
+
+def _data_targets(names: list[str]) -> dict[str, list[str] | None]:
+    """Dataset and benchmark names -> the manifest files they cover (None: all of a dataset's)."""
+    import difflib
+
+    from .data import files as data
+
+    targets: dict[str, list[str] | None] = {}
+    for name in names:
+        if name in data.list_manifests():
+            targets[name] = None
+        elif name in benchmarks:
+            from .api import load_benchmark  # torch: only when a benchmark is named
+
+            for dataset, files in load_benchmark(name).required_files().items():
+                if files is None or targets.get(dataset, []) is None:
+                    targets[dataset] = None
+                else:
+                    targets[dataset] = list(dict.fromkeys(targets.get(dataset, []) + files))
+        else:
+            known = data.list_manifests() + benchmarks.names()
+            raise UnknownNameError("dataset or benchmark", name, known, difflib.get_close_matches(name, known))
+    return targets
+
+
+def cmd_verify(args) -> int:
+    from .data.audit import verify_local
+
+    report = verify_local(_data_targets(args.names) if args.names else None)
+    rows = [{"dataset": c.dataset, "file": c.file, "status": c.status, "copy": c.path or "-", "detail": c.detail}
+            for c in report.checks]
+    out.print(_table(rows, title="neurobench verify: every local copy hashed again") if rows
+              else "no local data files to verify")
+    if report.not_local:
+        err.print(escape(f"{report.not_local} files of these datasets have no local copy (not checked; name a "
+                         "dataset or benchmark to report them as missing)"))
+    if not report.ok:
+        err.print(escape(f"{len(report.problems)} problem(s): corrupt copies are never used (`neurobench fetch` "
+                         "downloads a good one); missing files come with `neurobench fetch`"), style="red")
+    return 0 if report.ok else 1
 
 
 def _parse_bytes(text: str) -> int:
@@ -417,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--group", help="only this file group of a dataset (e.g. a subject: subj01)")
     s.set_defaults(func=cmd_fetch)
 
+    s = sub.add_parser("verify", help="hash every local data file again and report each (ok / corrupt / missing); "
+                                      "exit 1 on any problem")
+    s.add_argument("names", nargs="*", help="datasets or benchmark ids (default: every local file of every dataset)")
+    s.set_defaults(func=cmd_verify)
+
     s = sub.add_parser("leaderboard", help="best layer per model x benchmark from the results store")
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
@@ -461,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quiet", False):
         set_progress(False)
     try:
+        home()  # NEUROBENCH_HOME must be a writable folder: said before any work starts
         _load_plugins(args.plugin)
         return args.func(args)
     except NeurobenchError as exc:

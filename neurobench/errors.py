@@ -86,3 +86,26 @@ class NoSheetPositionsError(NeurobenchError):
 
 class InvalidOptionError(NeurobenchError, ValueError):
     """A benchmark option the kind does not declare, or a value it does not accept."""
+
+
+class ManifestError(NeurobenchError):
+    """A data manifest that cannot be used: unreadable TOML, a missing or mistyped field, or a file
+    name that breaks a naming rule. The message names the manifest, the entry and the rule."""
+
+
+class UnsafePathError(NeurobenchError):
+    """A name (manifest file, archive member, cache key) that would resolve outside its root."""
+
+
+class HomeError(NeurobenchError):
+    """NEUROBENCH_HOME is not a folder neurobench can write (a file, read-only, not creatable)."""
+
+
+class ArchiveError(NeurobenchError):
+    """An archive that cannot be unpacked safely: unreadable, or past the size or compression-ratio
+    limits (a zip or tar bomb)."""
+
+
+class DownloadTimeoutError(DataUnavailableError):
+    """A download that stalled (no byte for the stall timeout) or ran past its deadline; what arrived
+    is kept, so running the same command again resumes."""

@@ -1,13 +1,28 @@
-"""Resumable, verified HTTP downloads with a progress bar.
+"""Resumable, verified HTTP downloads with a progress bar, a deadline, a stall timeout and a size cap.
 
 Dataset files run to tens of gigabytes, so a dropped connection must not cost the bytes already
-fetched: data streams into `<target>.part`, which survives failures and is resumed with an HTTP
-Range request, and only a file whose size and digest match the manifest is renamed to `target`.
+fetched: data streams into `<target>.part` as it arrives (every byte received is kept, however the
+connection ends), and is resumed with an HTTP Range request; only a file whose size and digest
+match the manifest is renamed to `target`.
+
+Bounds (arguments, or the environment variables of `limits`):
+
+- stall timeout (`NEUROBENCH_DOWNLOAD_STALL_S`, default 60 s): no byte for that long ends the
+  attempt; it is retried, resuming;
+- deadline (`NEUROBENCH_DOWNLOAD_DEADLINE_S`; default 10 min plus the manifest size at 100 kB/s,
+  or 6 h for a file of unknown size): the whole download, retries included, then a
+  DownloadTimeoutError says what arrived and that running again resumes;
+- size cap: the manifest's size when known; a server announcing or sending more is refused as
+  soon as it passes it (ChecksumMismatchError: the url serves another file).
+
+Retries: `retries` consecutive attempts that bring no new byte; an attempt that makes progress
+resets the count, so a connection that drops every few hundred KiB still completes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -17,13 +32,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 
-from ..errors import ChecksumMismatchError, DataUnavailableError, InvalidInputError
+from ..errors import (
+    ChecksumMismatchError,
+    DataUnavailableError,
+    DownloadTimeoutError,
+    InvalidInputError,
+)
 from ..progress import progress_enabled
+from . import limits
+from .safefs import HASH_LENGTHS as ALGORITHMS
+from .safefs import exclusive, file_digest, is_digest
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = {"sha256": 64, "sha1": 40, "md5": 32}  # supported algorithm -> hex digest length
+__all__ = ["ALGORITHMS", "download", "file_digest", "part_path"]
+
 _BACKOFF_S = 0.5  # first retry delay; doubles per retry, capped at _BACKOFF_MAX_S
 _BACKOFF_MAX_S = 8.0
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -31,7 +56,11 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECAS
 
 
 class _Transient(Exception):
-    """A failure worth retrying (connection drop, timeout, 5xx); the .part file is kept."""
+    """A failure worth retrying (connection drop, stall, 5xx); the .part file is kept."""
+
+    def __init__(self, message: str, stalled: bool = False):
+        super().__init__(message)
+        self.stalled = stalled
 
 
 @dataclass
@@ -52,14 +81,17 @@ def download(
     progress: bool | None = None,
     description: str = "",
     chunk_size: int = 1 << 20,
-    timeout: float = 60.0,
+    timeout: float | None = None,
+    deadline: float | None = None,
     retries: int = 3,
 ) -> str:
     """Download `url` to `target` (resuming `<target>.part`), verify it, and return its hex digest.
 
     `algorithm` is sha256 (default), sha1 or md5; `expected=None` means trust-on-first-use: the digest
-    of whatever arrived is returned for the caller to record. Raises ChecksumMismatchError (the .part
-    is deleted) or DataUnavailableError (the .part is kept, so running again resumes).
+    of whatever arrived is returned for the caller to record. `timeout` is the stall timeout and
+    `deadline` the limit for the whole download, in seconds (defaults: see the module docstring).
+    Raises ChecksumMismatchError (the .part is deleted), DownloadTimeoutError or DataUnavailableError
+    (the .part is kept, so running again resumes).
     """
     algorithm = _check_algorithm(algorithm, expected)
     expected = expected.strip().lower() if expected else None
@@ -67,18 +99,34 @@ def download(
     part = part_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     show = progress_enabled() if progress is None else progress
-    with _exclusive(part):
+    if timeout is None:
+        timeout = limits.positive("NEUROBENCH_DOWNLOAD_STALL_S", limits.STALL_S, InvalidInputError, "number of seconds")
+    if deadline is None:
+        deadline = limits.download_deadline(size, InvalidInputError)
+    waiting = f"another process is downloading {target.name}; waiting for it"
+    with exclusive(part.with_name(part.name + ".lock"), waiting=waiting):
         if expected is not None and target.is_file() and file_digest(target, algorithm) == expected:
             log.info("%s was completed by another process meanwhile", target)  # we waited for its lock
             return expected
-        return _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size,
-                                timeout, retries)
+        bounds = _Limits(timeout, deadline, time.monotonic() + deadline, retries)
+        return _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, bounds)
 
 
-def _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, timeout, retries):
+@dataclass(frozen=True)
+class _Limits:
+    stall: float
+    deadline: float
+    deadline_at: float  # time.monotonic() when the deadline passes
+    retries: int
+
+    def remaining(self) -> float:
+        return self.deadline_at - time.monotonic()
+
+
+def _download_locked(url, target, part, algorithm, expected, size, show, description, chunk_size, limits):
     resumed = _drop_oversized_part(part, size)
     with requests.Session() as session, _bar(show, description or target.name) as bar:
-        fetch = _Fetch(session, url, part, algorithm, size, bar, chunk_size, timeout, retries)
+        fetch = _Fetch(session, url, part, algorithm, size, bar, chunk_size, limits)
         hashed = fetch.run()
         try:
             return _finish(url, part, target, algorithm, expected, size, hashed)
@@ -87,27 +135,6 @@ def _download_locked(url, target, part, algorithm, expected, size, show, descrip
                 raise
             log.warning("%s; the .part came from an earlier run, downloading %s again from scratch", exc, url)
         return _finish(url, part, target, algorithm, expected, size, fetch.run())
-
-
-@contextmanager
-def _exclusive(part: Path):
-    """Hold `<part>.lock` so that two processes never append to the same .part (POSIX flock;
-    elsewhere no lock). A second process waits, then finds the file complete."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(part.with_name(part.name + ".lock"), "a+b") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("another process is downloading %s; waiting for it", part.name[: -len(".part")])
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def part_path(target: Path) -> Path:
@@ -123,7 +150,7 @@ def _check_algorithm(algorithm: str | None, expected: str | None) -> str:
     if expected is not None:
         digest = expected.strip().lower()
         fits = [a for a, n in ALGORITHMS.items() if n == len(digest)]
-        if len(digest) != ALGORITHMS[name] or not re.fullmatch(r"[0-9a-f]+", digest):
+        if not is_digest(digest, name):
             hint = f" (its length fits {fits[0]})" if fits else ""
             raise InvalidInputError(f"expected {name} digest {expected!r} is not {ALGORITHMS[name]} hex digits{hint}")
     return name
@@ -144,41 +171,62 @@ def _drop_oversized_part(part: Path, size: int | None) -> bool:
 class _Fetch:
     """Brings `part` to the server's full file, retrying transient failures and resuming each time."""
 
-    def __init__(self, session, url, part, algorithm, size, bar, chunk_size, timeout, retries):
+    def __init__(self, session, url, part, algorithm, size, bar, chunk_size, limits: _Limits):
         self.session, self.url, self.part, self.algorithm = session, url, part, algorithm
-        self.size, self.bar, self.chunk_size, self.timeout, self.retries = size, bar, chunk_size, timeout, retries
+        self.size, self.bar, self.chunk_size, self.limits = size, bar, chunk_size, limits
         self.hashed: _Hashed | None = None
         self.total: int | None = size
 
     def run(self) -> _Hashed:
         failures = 0
         while True:
+            before = _size_of(self.part)
             try:
                 return self._attempt()
             except _Transient as exc:
-                failures += 1
                 have = _size_of(self.part)
-                if failures > self.retries:
-                    raise DataUnavailableError(self._gave_up(exc, failures, have)) from exc
-                delay = min(_BACKOFF_S * 2 ** (failures - 1), _BACKOFF_MAX_S)
-                log.warning("download of %s interrupted (%s) at %s; retry %d/%d in %.1f s",
-                            self.url, exc, _human(have), failures, self.retries, delay)
+                failures = 0 if have > before else failures + 1  # progress resets the count
+                if failures > self.limits.retries:
+                    raise self._gave_up(exc, failures, have) from exc
+                delay = min(_BACKOFF_S * 2 ** max(failures - 1, 0), _BACKOFF_MAX_S, max(self.limits.remaining(), 0))
+                log.warning("download of %s interrupted (%s) at %s; retry in %.1f s (%d without progress so far)",
+                            self.url, exc, _human(have), delay, failures)
                 time.sleep(delay)
 
-    def _gave_up(self, exc: Exception, attempts: int, have: int) -> str:
+    def _kept(self, have: int) -> str:
         of = f" of {_human(self.total)}" if self.total else ""
-        return (f"could not download {self.url}: {exc} ({attempts} attempts). Fetched {_human(have)}{of} so far, "
-                f"kept in {self.part}; running the same command again resumes from there.")
+        return f"Fetched {_human(have)}{of} so far, kept in {self.part}; running the same command again resumes from there."
+
+    def _gave_up(self, exc: _Transient, attempts: int, have: int) -> DataUnavailableError:
+        if exc.stalled:
+            return DownloadTimeoutError(
+                f"could not download {self.url}: no byte arrived for {self.limits.stall:g} s, {attempts} times in a row "
+                f"(stall timeout, NEUROBENCH_DOWNLOAD_STALL_S). {self._kept(have)}")
+        return DataUnavailableError(f"could not download {self.url}: {exc} ({attempts} attempts without progress). "
+                                    f"{self._kept(have)}")
+
+    def _check_deadline(self) -> float:
+        """Seconds left before the deadline; DownloadTimeoutError once it has passed."""
+        left = self.limits.remaining()
+        if left <= 0:
+            raise DownloadTimeoutError(
+                f"could not download {self.url} within its deadline of {self.limits.deadline:g} s "
+                f"(NEUROBENCH_DOWNLOAD_DEADLINE_S): the server is too slow or trickles. {self._kept(_size_of(self.part))}")
+        return left
 
     def _attempt(self) -> _Hashed:
+        left = self._check_deadline()
         offset = _size_of(self.part)
         headers = {"Accept-Encoding": "identity"}  # byte ranges must count stored bytes, not decoded ones
         if offset:
             headers["Range"] = f"bytes={offset}-"
             log.info("resuming %s at byte %d (%s already in %s)", self.url, offset, _human(offset), self.part)
+        wait = min(self.limits.stall, left)
         try:
-            resp = self.session.get(self.url, headers=headers, stream=True, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            resp = self.session.get(self.url, headers=headers, stream=True, timeout=(wait, wait))
+        except requests.Timeout as exc:
+            raise _Transient(f"no answer within {wait:g} s", stalled=True) from exc
+        except requests.ConnectionError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         except requests.RequestException as exc:  # invalid URL or scheme: retrying cannot help
             raise DataUnavailableError(f"could not download {self.url}: {type(exc).__name__}: {exc}") from exc
@@ -193,23 +241,42 @@ class _Fetch:
             raise _Transient(f"HTTP {code} {resp.reason}")
         if code not in (200, 206):
             raise DataUnavailableError(f"could not download {self.url}: HTTP {code} {resp.reason}")
-        if code == 206 and offset:
+        if code == 206:
             start, total = _content_range(resp)
             if start != offset:
-                self._discard(f"server sent bytes from {start}, asked for {offset}")
+                self._discard(f"server sent bytes from {start}, asked for {offset or 'the whole file'}")
+            self._check_announced(total, "Content-Range")
             self.total = total or self.total
-            return self._stream(resp, offset, self._hash_part(offset))
+            return self._stream(resp, offset, self._hash_part(offset) if offset else self._fresh())
         if offset:
             log.info("%s ignored the Range request; restarting the download from byte 0", self.url)
         length = _content_length(resp)
+        self._check_announced(length, "Content-Length")
         self.total = self.size or length
-        return self._stream(resp, 0, _Hashed(hashlib.new(self.algorithm), 0))
+        return self._stream(resp, 0, self._fresh())
+
+    def _fresh(self) -> _Hashed:
+        return _Hashed(hashlib.new(self.algorithm), 0)
+
+    def _check_announced(self, total: int | None, header: str) -> None:
+        """Refuse, before any byte, a server that announces more bytes than the manifest's size."""
+        if total is not None and self.size is not None and total > self.size:
+            self._oversize(f"announces {total} bytes ({header})")
+
+    def _oversize(self, what: str):
+        self.part.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"downloading {self.url}: the server {what}, more than the {self.size} bytes its manifest gives; stopped "
+            "and deleted the download. The url serves another file (another release?): check the manifest.")
 
     def _complete_part(self, resp: requests.Response, offset: int) -> _Hashed:
-        """416 Range Not Satisfiable: the .part already holds the whole file, unless the server says otherwise."""
+        """416 Range Not Satisfiable: the .part holds the whole file if the server's size (or else the
+        manifest's) says so; otherwise it is discarded."""
         _, total = _content_range(resp)
-        if total is not None and total != offset:
-            self._discard(f"server file has {total} bytes, the partial download {offset}")
+        known = total if total is not None else self.size
+        if known != offset:
+            self._discard(f"server file has {total if total is not None else 'an unknown number of'} bytes, "
+                          f"the partial download {offset}")
         log.info("%s: the partial download is already complete (%s)", self.url, _human(offset))
         self.total = offset
         self.bar.reset(offset, offset)
@@ -231,23 +298,44 @@ class _Fetch:
         return _Hashed(hasher, offset)
 
     def _stream(self, resp: requests.Response, offset: int, hashed: _Hashed) -> _Hashed:
-        """Append the body to the .part (truncating it first when offset is 0), hashing as it is written."""
+        """Append the body to the .part (truncating it first when offset is 0), hashing as it is
+        written. Bytes are written as they arrive (read1), so a dropped connection loses none."""
         length = _content_length(resp)
         end = offset + length if length is not None else None
         self.bar.reset(offset, self.total or end)
         self.hashed = hashed
-        with open(self.part, "ab" if offset else "wb") as fh:
-            try:
-                for chunk in resp.iter_content(self.chunk_size):
+        try:
+            with open(self.part, "ab" if offset else "wb") as fh:
+                while True:
+                    self._check_deadline()
+                    chunk = self._read(resp)
+                    if not chunk:
+                        break
+                    if self.size is not None and hashed.length + len(chunk) > self.size:
+                        self._oversize(f"sent more than {self.size} bytes")
                     fh.write(chunk)
                     hashed.hasher.update(chunk)
                     hashed.length += len(chunk)
                     self.bar.advance(len(chunk))
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                raise _Transient(f"connection lost: {type(exc).__name__}") from exc
+        except OSError as exc:  # the disk: full, or gone
+            raise DataUnavailableError(
+                f"could not write {self.part} ({exc.strerror or exc}); free some space (or move NEUROBENCH_HOME). "
+                f"{self._kept(_size_of(self.part))}") from exc
         if end is not None and hashed.length < end:
             raise _Transient(f"connection closed after {hashed.length} of {end} bytes")
         return hashed
+
+    def _read(self, resp: requests.Response) -> bytes:
+        """What has arrived, up to chunk_size (read1); an older urllib3 without read1 reads at most
+        64 KiB at a time, so a drop loses at most that."""
+        try:
+            if hasattr(resp.raw, "read1"):
+                return resp.raw.read1(self.chunk_size, decode_content=True)
+            return resp.raw.read(min(self.chunk_size, 1 << 16), decode_content=True)
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+            raise _Transient(f"no byte for {self.limits.stall:g} s", stalled=True) from exc
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError) as exc:
+            raise _Transient(f"connection lost: {type(exc).__name__}") from exc
 
 
 def _finish(url, part, target, algorithm, expected, size, hashed: _Hashed) -> str:
@@ -268,15 +356,6 @@ def _finish(url, part, target, algorithm, expected, size, hashed: _Hashed) -> st
     os.replace(part, target)
     log.debug("downloaded %s -> %s (%s %s)", url, target, algorithm, actual)
     return actual
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a local file with one of ALGORITHMS (for verifying mirror and cache copies too)."""
-    hasher = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 def _size_of(path: Path) -> int:

@@ -5,6 +5,7 @@ Checkpoints are always read with `torch.load(weights_only=True)`: no pickle code
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 
 from .. import paths
 from ..data.files import offline, sha256_of
+from ..data.safefs import file_state, is_digest, read_json, write_json
 from ..errors import CheckpointError, InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,14 @@ def check_download(path: Path, expected: str, label: str) -> str:
     actual = sha256_of(path)
     if not actual.startswith(expected):
         path.unlink(missing_ok=True)
-        want = (f"sha256 expected {expected}" if len(expected) == 64 else
-                f"sha256 does not start with {expected} as its file name promises (the file is corrupt or "
-                f"not {path.name})")
-        raise CheckpointError(f"{label}: {want}, got {actual}; deleted, run `neurobench fetch` again")
+        raise CheckpointError(f"{label}: {_mismatch(expected, path)}, got {actual}; deleted, run `neurobench fetch` again")
     return actual
+
+
+def _mismatch(expected: str, path: Path) -> str:
+    if len(expected) == 64:
+        return f"sha256 expected {expected}"
+    return f"sha256 does not start with {expected} as its file name promises (the file is corrupt or not {path.name})"
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,15 @@ class WeightSource:
     Which sha256 (`sha256`): "hub", the sha256 the hub lists for the file's LFS object (a network
     call; files without one are refused), or "file-name", the hash prefix in the file name
     (torchvision's `<name>-<sha256 prefix>.pth` convention; known offline).  A download that does
-    not match is deleted.  A cached copy is used as it is, unless `recheck`: then it is re-hashed on
-    every fetch and must match the file-name prefix, or the hub sha256 recorded when the copy was
-    first verified (else it is verified against the hub again), so a file swapped or corrupted in
-    the cache is never used.
+    not match is deleted.
+
+    Every load checks the cached copy against the sha256 recorded when it was downloaded and
+    verified (NEUROBENCH_HOME/hub-verified/<key>.json, with the file's state: device, inode, size,
+    mtime, ctime); the file is hashed again whenever that state changed, and on every load with
+    `recheck` (for files that need a pickle load).  A copy cached before any record (by this or
+    another tool) is checked against what is known offline (the file-name prefix, or the sha256
+    that names a hub LFS blob), else against the hub.  A cached copy that does not match is
+    deleted and refused with a CheckpointError naming the file and what to do.
 
     Offline (NEUROBENCH_OFFLINE) or unreachable, `fetch` raises CheckpointError naming the
     alternatives: `--weights PATH` to `local` (default: a local copy of the file) or `--weights
@@ -88,6 +98,10 @@ class WeightSource:
         if self.sha256 not in SHA256_SOURCES or (self.url is not None and self.sha256 == "hub"):
             raise InvalidInputError(f"weights {self.filename}: sha256 must be one of {SHA256_SOURCES} "
                                     f"('hub' for hub files only), got {self.sha256!r}")
+        for name in (self.filename, *self.folder_files, *self.extra_files):
+            problem = paths.name_problem(name)
+            if problem:
+                raise InvalidInputError(f"weights file name {name!r} is refused: {problem}")
 
     @property
     def cache_dir(self) -> Path:
@@ -103,12 +117,12 @@ class WeightSource:
 
     def weights_file(self, local: Path) -> Path:
         """The weights file of a local copy (the copy itself, or the file in the snapshot folder)."""
-        return local / self.filename if self.is_folder else local
+        return paths.inside(local, self.filename, "weights file", resolve=False) if self.is_folder else local
 
     def cached_path(self) -> Path | None:
         """The local copy (file or snapshot folder) if it is cached, else None; nothing is checked."""
         if self.url is not None:
-            target = self.cache_dir / self.filename
+            target = paths.inside(self.cache_dir, self.filename, "weights file")
             return target if target.is_file() else None
         from huggingface_hub import try_to_load_from_cache
 
@@ -122,25 +136,47 @@ class WeightSource:
         """The local copy, downloaded and verified if needed."""
         return self.fetch_verified()[0]
 
-    def fetch_verified(self) -> tuple[Path, str | None]:
-        """(local copy, sha256 of its weights file as checked; None for a cached copy used as it is)."""
+    def fetch_verified(self) -> tuple[Path, str]:
+        """(local copy, sha256 of its weights file as verified)."""
         path = self.cached_path()
-        if path is not None and not self.recheck:
-            return path, None
-        if path is not None and self.sha256 == "hub":
-            recorded = self._recorded_sha256()
-            if recorded is not None:
-                actual = sha256_of(self.weights_file(path))
-                if actual == recorded:
-                    return path, actual
-                log.warning("cached %s does not match its verified sha256; verifying again", self.filename)
+        if path is not None:
+            return path, self._check_cached(self.weights_file(path))
         expected = self._name_prefix() if self.sha256 == "file-name" else None  # known offline
-        if expected is None or path is None:
-            expected, path = self._from_remote(expected, path)
+        expected, path = self._from_remote(expected, None)
         actual = check_download(self.weights_file(path), expected, self.label)
-        if self.recheck and self.sha256 == "hub":
-            self._marker().write_text(actual)
+        self._record(self.weights_file(path), actual)
         return path, actual
+
+    def _check_cached(self, file: Path) -> str:
+        """The cached weights file's sha256, checked against the record (re-hashed when the file's
+        state changed, or always with `recheck`) or, without a record, against what is known."""
+        record = read_json(self._marker(), {})
+        recorded = record.get("sha256") if isinstance(record, dict) else None
+        if recorded and not self.recheck and record.get("state") == _state(file):
+            return recorded
+        expected = recorded or self._known_sha256(file)
+        if expected is None:  # only the hub knows it
+            expected, _ = self._from_remote(None, file)
+        actual = sha256_of(file)
+        if not actual.startswith(expected):
+            blob = file.resolve()
+            file.unlink(missing_ok=True)
+            blob.unlink(missing_ok=True)  # a hub cache links the file to a blob: remove both
+            source = "recorded when it was downloaded and verified" if recorded else "known for it"
+            raise CheckpointError(
+                f"cached {self.what or 'weights ' + self.label} at {file} are corrupt: {_mismatch(expected, file)} "
+                f"({source}), got {actual}. The file was deleted and is never used; run `neurobench fetch` for the "
+                "model with network access to download it again, or pass `--weights PATH` to a good copy.")
+        self._record(file, actual)
+        return actual
+
+    def _known_sha256(self, file: Path) -> str | None:
+        """The sha256 (or prefix) known without the network: the file-name prefix, or the name of the
+        hub blob the cached file links to (the hub names LFS blobs by their sha256)."""
+        if self.sha256 == "file-name":
+            return self._name_prefix()
+        blob = file.resolve().name
+        return blob if is_digest(blob, "sha256") else None
 
     def _from_remote(self, expected: str | None, cached: Path | None) -> tuple[str, Path]:
         """What only the network gives: the hub's sha256 (unless `expected`) and a download (unless
@@ -159,7 +195,7 @@ class WeightSource:
 
     def _download(self) -> Path:
         if self.url is not None:
-            target = self.cache_dir / self.filename
+            target = paths.inside(self.cache_dir, self.filename, "weights file")
             try:
                 torch.hub.download_url_to_file(self.url, str(target), progress=False)
             except Exception:
@@ -182,11 +218,13 @@ class WeightSource:
         return match.group(1)
 
     def _marker(self) -> Path:
-        return paths.subdir("hub-verified") / f"{self.repo_id.replace('/', '--')}--{self.filename}.sha256"
+        """Where the sha256 verified for this source's cached file is recorded."""
+        key = hashlib.sha256("\0".join([self.repo_id or self.url or "", self.revision, self.cache,
+                                          self.filename]).encode()).hexdigest()[:32]
+        return paths.subdir("hub-verified") / f"{key}.json"
 
-    def _recorded_sha256(self) -> str | None:
-        marker = self._marker()
-        return marker.read_text().strip() if marker.is_file() else None
+    def _record(self, file: Path, sha256: str) -> None:
+        write_json(self._marker(), {"weights": self.label, "file": str(file), "sha256": sha256, "state": _state(file)})
 
     def _unreachable(self, why: str) -> str:
         what = self.what or f"weights {self.label}"
@@ -198,6 +236,10 @@ class WeightSource:
         )
 
 
+def _state(file: Path) -> dict:
+    return file_state(file)
+
+
 def HubWeights(repo_id: str, filename: str, revision: str = "main") -> WeightSource:
     """A checkpoint file in a Hugging Face model repository, checked against the hub's sha256 on download."""
     return WeightSource(filename, repo_id=repo_id, revision=revision)
@@ -205,7 +247,7 @@ def HubWeights(repo_id: str, filename: str, revision: str = "main") -> WeightSou
 
 def VerifiedHubWeights(repo_id: str, filename: str, revision: str = "main") -> WeightSource:
     """A hub checkpoint used only once its sha256 equals the hub's; the cached copy is re-hashed on
-    every use against the sha256 recorded at verification (for files that need a pickle load)."""
+    every use, not only when its file state changed (for files that need a pickle load)."""
     return WeightSource(filename, repo_id=repo_id, revision=revision, recheck=True)
 
 

@@ -31,8 +31,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         entry = {"range": self.headers.get("Range"), "status": None, "sent": 0}
         srv.log.append(entry)
         body = srv.files.get(self.path)
-        if srv.statuses:
-            return self._reply(entry, srv.statuses.pop(0), b"")
+        status = srv.statuses.pop(0) if srv.statuses else None  # None in the script: serve normally
+        if status is not None:
+            return self._reply(entry, status, b"")
         if body is None:
             return self._reply(entry, 404, b"")
         match = re.fullmatch(r"bytes=(\d+)-", entry["range"] or "")
@@ -167,13 +168,14 @@ def test_oversized_part_is_discarded_when_the_size_is_known(server, tmp_path):
 
 
 def test_giving_up_keeps_the_part_and_running_again_resumes(server, tmp_path):
-    server.drops, server.drop_after = 99, 12 * 4096
+    """Retries count attempts without progress: a drop after 48 KiB, then three 503s, gives up."""
+    server.drops, server.drop_after, server.statuses = 1, 12 * 4096, [None, 503, 503, 503]
     target = tmp_path / "blob.bin"
     with pytest.raises(DataUnavailableError) as info:
         _get(server, target, retries=2, size=len(PAYLOAD))
     msg = str(info.value)
-    have = 3 * 12 * 4096
-    assert "3 attempts" in msg and "147.5 KB of 300.0 KB" in msg and "again resumes" in msg
+    have = 12 * 4096
+    assert "3 attempts without progress" in msg and "49.2 KB of 300.0 KB" in msg and "again resumes" in msg
     assert dl.part_path(target).read_bytes() == PAYLOAD[:have] and not target.exists()
     server.drops, server.log[:] = 0, []
     assert _get(server, target) == SHA256
@@ -245,7 +247,7 @@ def test_fetch_command_resumes_an_interrupted_download(server, tmp_path, monkeyp
     from neurobench import cli
     from neurobench.data import files as data
 
-    big = random.Random(8).randbytes(8 << 20)  # 1 MiB chunks: a drop loses at most the chunk in flight
+    big = random.Random(8).randbytes(8 << 20)
     server.files["/big.bin"] = big
     url = server.url.replace("blob.bin", "big.bin")
     manifests = tmp_path / "manifests"
@@ -256,7 +258,8 @@ def test_fetch_command_resumes_an_interrupted_download(server, tmp_path, monkeyp
     monkeypatch.setenv("NEUROBENCH_MANIFESTS", str(manifests))
     monkeypatch.setenv("NEUROBENCH_MIRROR", "")
     monkeypatch.setenv("NEUROBENCH_OFFLINE", "0")
-    server.drops, server.drop_after = 10, 3 << 19  # each attempt of the first run breaks off after 1.5 MiB
+    server.drops, server.drop_after = 1, 3 << 19  # the first run breaks off after 1.5 MiB, then gets 503s
+    server.statuses = [None, 503, 503, 503, 503]
     assert cli.main(["fetch", "toyset"]) == 2
     assert "again" in capsys.readouterr().err  # the error says that running it again resumes
     part = dl.part_path(data.cache_path("toyset", "big.bin"))

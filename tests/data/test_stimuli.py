@@ -33,7 +33,9 @@ def test_rgba_is_composited_on_white():
 
 def test_bad_images_are_named():
     with pytest.raises(StimulusError, match="uint8"):
-        to_rgb_image(np.zeros((4, 4, 3), dtype=np.float32), "img7")
+        to_rgb_image(np.zeros((4, 4, 3), dtype=np.int32), "img7")
+    with pytest.raises(StimulusError, match=r"img9.*\[0, 1\], found 0 to 2"):
+        to_rgb_image(np.linspace(0, 2, 48, dtype=np.float32).reshape(4, 4, 3), "img9")
     with pytest.raises(StimulusError, match="img8"):
         to_rgb_image(np.zeros((4, 4, 2), dtype=np.uint8), "img8")
     with pytest.raises(StimulusError, match="cannot read"):

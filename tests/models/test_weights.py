@@ -38,7 +38,7 @@ def test_url_source_is_checked_against_its_file_name(online, fresh_home):
     assert path == fresh_home / "torchvision" / src.filename and path.read_bytes() == BLOB
     assert src.fetch_verified() == (path, SHA) and len(online) == 1  # the cached copy, re-hashed
     path.write_bytes(b"swapped")
-    with pytest.raises(CheckpointError, match=f"sha256 does not start with {SHA[:8]}"):
+    with pytest.raises(CheckpointError, match=f"corrupt: sha256 expected {SHA} .recorded.*got {hashlib.sha256(b'swapped').hexdigest()}"):
         src.fetch()
     assert not path.exists()  # never used, and gone: the next fetch downloads it again
 
@@ -63,11 +63,14 @@ def test_verified_copy_needs_no_network_until_it_changes(monkeypatch, fresh_home
     cached.write_bytes(BLOB)
     src = VerifiedHubWeights("org/repo", "tau_1.0.pt")
     monkeypatch.setattr(WeightSource, "cached_path", lambda self: cached)
-    src._marker().write_text(SHA)
+    with pytest.raises(CheckpointError, match="NEUROBENCH_OFFLINE is set, and the cached copy is not verified"):
+        src.fetch()  # no record, no sha256 in a blob name, offline: it cannot be verified
+    src._record(cached, SHA)
     assert src.fetch_verified() == (cached, SHA)  # offline (the tests' default): the record suffices
     cached.write_bytes(b"swapped")
-    with pytest.raises(CheckpointError, match="NEUROBENCH_OFFLINE is set, and the cached copy is not verified"):
+    with pytest.raises(CheckpointError, match="corrupt.*recorded when it was downloaded and verified"):
         src.fetch()
+    assert not cached.exists()
 
 
 def test_a_source_needs_one_location_and_a_known_sha256_source():
