@@ -310,7 +310,8 @@ def cmd_topo(args) -> int:
                                    n_perm=args.n_perm, seed=args.seed, device=args.device,
                                    batch_size=args.batch_size)
     table = pd.DataFrame([r.row() for r in results])
-    keep = [c for c in table.columns if c in ("layer", "smoothness", "smoothness_p", "smoothness_shuffled",
+    keep = [c for c in table.columns if c in ("layer", "near_far_similarity", "near_far_similarity_p",
+                                              "near_far_similarity_shuffled",
                                               "participation_ratio", "n_constant")
             or c.endswith("_morans_i") or c.endswith("_n_clusters")]
     out.print(_table(table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)"))
