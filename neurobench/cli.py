@@ -281,6 +281,17 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_targets
+
+    written = export_targets(args.model, args.benchmark, out=args.out, format=args.format, layer=args.layer,
+                             plot=args.plot, store=args.store)
+    for path in written:
+        out.print(escape(str(path)))
+    err.print(escape(f"wrote {len(written)} file(s) for {args.model} on {args.benchmark}"))
+    return 0
+
+
 def _topo_stimuli(spec: str):
     """A benchmark's stimuli (by benchmark or dataset name) or an image folder."""
     from .api import load_benchmark
@@ -405,6 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("export", help="per-target results (every layer) of a stored result: CSV, Parquet or NIfTI "
+                       "brain maps")
+    s.add_argument("--model", required=True)
+    s.add_argument("--benchmark", required=True)
+    s.add_argument("--layer", help="one layer (default: every layer for csv/parquet, the best layer for nifti)")
+    s.add_argument("--format", choices=("csv", "parquet", "nifti"), default="csv")
+    s.add_argument("--out", required=True, help="file for csv/parquet, folder for nifti")
+    s.add_argument("--plot", action="store_true", help="with --format nifti: glass-brain PNG and SVG of each map")
+    s.add_argument("--store")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("topo", help="topographic signatures of a model's sheet layers, with figures")
     s.add_argument("--model", required=True)

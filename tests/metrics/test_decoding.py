@@ -9,7 +9,12 @@ import torch
 from scipy.spatial.distance import squareform
 
 from neurobench.errors import InvalidInputError
-from neurobench.metrics.decoding import condition_folds, ledoit_wolf, ovr_auc_rdms, pairwise_decoding_rdms
+from neurobench.metrics.decoding import (
+    condition_folds,
+    ledoit_wolf,
+    ovr_auc_rdms,
+    pairwise_decoding_rdms,
+)
 
 F64 = torch.float64
 
