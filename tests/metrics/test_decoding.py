@@ -153,3 +153,12 @@ def test_mne_decoding_rsa_example_reproduced_on_an_epochs_miniature():
     ours = ovr_auc_rdms(X, y, folds, dtype=F64).numpy()[0]
     assert np.max(np.abs(ours - expected)) <= 0.005  # measured: 0.0012, one swapped pair of trials
     assert np.mean(np.abs(ours - expected)) <= 1e-3
+
+
+def test_perf_decoding_suite_agrees_exactly_with_its_sklearn_definition(capsys):
+    from neurobench.cli import main
+
+    assert main(["perf", "decoding", "--conditions", "4", "--trials", "6", "--channels", "5", "--times", "2",
+                 "--folds", "3", "--repeats", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "max abs diff 0.0e+00" in shown and "sklearn-lda" in shown and "Spearman" in shown
