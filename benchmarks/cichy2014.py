@@ -193,15 +193,20 @@ def noise_normalise(means: np.ndarray, times: np.ndarray) -> np.ndarray:
     return means / sd[None, :, None]
 
 
-def load_data() -> TemporalData:
-    """The sample subject's data RDMs every 10 ms, -0.1 .. 0.5 s (cached per file state)."""
+def _release():
+    """The release's table mapping, concatenated runs and their file-state cache key."""
     folders = data_folders()
     table = find_file(TABLE, folders)
     if table is None:
         raise DataUnavailableError(f"{DATASET}: {TABLE} is not in the unpacked archives (present: {_present(folders)})")
     mapping = read_table(table)
     raw, paths = read_runs(folders)
-    key = file_state(table, *paths)
+    return mapping, raw, file_state(table, *paths)
+
+
+def load_data() -> TemporalData:
+    """The sample subject's data RDMs every 10 ms, -0.1 .. 0.5 s (cached per file state)."""
+    mapping, raw, key = _release()
     if key not in _CACHE:
         means, times = condition_means(raw, mapping)
         binned, btimes = bin_time(noise_normalise(means, times), times, raw.info["sfreq"], BIN_S)
@@ -214,13 +219,7 @@ def load_data() -> TemporalData:
 
 def load_trials() -> TemporalTrials:
     """The sample subject's single trials in 10 ms bins, for decoding RDMs (cached per file state)."""
-    folders = data_folders()
-    table = find_file(TABLE, folders)
-    if table is None:
-        raise DataUnavailableError(f"{DATASET}: {TABLE} is not in the unpacked archives (present: {_present(folders)})")
-    mapping = read_table(table)
-    raw, paths = read_runs(folders)
-    key = file_state(table, *paths)
+    mapping, raw, key = _release()
     if key not in _TRIALS:
         trials, labels, times = single_trials(raw, mapping)
         _TRIALS.clear()
