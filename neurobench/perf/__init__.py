@@ -80,9 +80,9 @@ def _nsdload(parser: argparse.ArgumentParser) -> None:
 
 
 def _decoding(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--conditions", type=int, default=24, help="conditions (default 24, MNE's example subset)")
-    parser.add_argument("--trials", type=int, default=30, help="trials per condition (default 30)")
-    parser.add_argument("--channels", type=int, default=306, help="sensors (default 306, Neuromag)")
+    parser.add_argument("--conditions", type=int, default=12, help="conditions (default 12)")
+    parser.add_argument("--trials", type=int, default=20, help="trials per condition (default 20)")
+    parser.add_argument("--channels", type=int, default=102, help="sensors (default 102, Neuromag magnetometers)")
     parser.add_argument("--times", type=int, default=10, help="time bins (default 10)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--tools", default="sklearn-lda,sklearn-exact",
