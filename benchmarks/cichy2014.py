@@ -15,6 +15,11 @@ trigger + 1) and `sample_subject_{0..3}_tsss_mc.fif`. Processing:
 4. 10 ms bins (mean of the samples in each bin: a boxcar low-pass before down-sampling);
 5. one RDM per bin, 1 - Pearson correlation across sensors between conditions.
 
+With `--option data_rdm=decoding` the RDMs are Cichy et al.'s own kind instead: cross-validated
+pairwise decoding accuracy per pair of images and 10 ms bin (`neurobench.metrics.decoding`), from
+the single trials (same epochs and baseline; each channel divided by the SD of all trials over
+the baseline; 10 ms bins; `decoding_folds` round-robin folds of each image's trials).
+
 Condition t of the table is stimulus `92obj-{t+1:02d}` of kriegeskorte2008 (same 92 images, same
 order); the loader checks every row's category and human/face/animal/natural flags against the
 kriegeskorte2008 labels and refuses a table that disagrees. One participant only: no noise
@@ -35,6 +40,7 @@ from neurobench.errors import AlignmentError, DataUnavailableError, NeurobenchEr
 from neurobench.kinds.temporal_rsa import (
     TemporalData,
     TemporalRSABenchmark,
+    TemporalTrials,
     bin_time,
     rdms_over_time,
 )
@@ -51,6 +57,7 @@ TMIN, TMAX, BIN_S = -0.1, 0.5, 0.01
 NOTE = ("one participant (MNE's visual_92_categories sample subject): no between-subject variability, so no Nili "
         "noise ceiling and no normalised score; the peak-latency CI resamples stimuli")
 _CACHE: dict[tuple, TemporalData] = {}
+_TRIALS: dict[tuple, TemporalTrials] = {}
 
 
 def data_folders() -> list[Path]:
@@ -124,8 +131,8 @@ def read_runs(folders: list[Path]):
     return mne.concatenate_raws(raws, verbose="error"), paths
 
 
-def condition_means(raw, mapping: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
-    """(92, n_sensors, n_times) baseline-corrected condition means and the times."""
+def _epochs(raw, mapping: dict[int, str]):
+    """The release's trials as (lazy) epochs: -0.1 .. 0.5 s, baseline -0.1 .. 0 s, MEG sensors."""
     import mne
 
     events = mne.find_events(raw, min_duration=0.002, verbose="error")
@@ -141,11 +148,39 @@ def condition_means(raw, mapping: dict[int, str]) -> tuple[np.ndarray, np.ndarra
     if not len(picks):
         raise NeurobenchError(f"{DATASET}: no MEG channels in the runs (channels: {raw.ch_names[:10]} ...)")
     event_id = {sid: code for code, sid in mapping.items()}
-    epochs = mne.Epochs(raw, events, event_id=event_id, tmin=TMIN, tmax=TMAX, baseline=(None, 0), picks=picks,
-                        preload=False, reject=None, flat=None, verbose="error")
+    return mne.Epochs(raw, events, event_id=event_id, tmin=TMIN, tmax=TMAX, baseline=(None, 0), picks=picks,
+                      preload=False, reject=None, flat=None, verbose="error")
+
+
+def condition_means(raw, mapping: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(92, n_sensors, n_times) baseline-corrected condition means and the times."""
+    epochs = _epochs(raw, mapping)
     order = [mapping[c] for c in sorted(mapping)]
     means = np.stack([epochs[sid].average().data for sid in order])
     return means, epochs.times.copy()
+
+
+def single_trials(raw, mapping: dict[int, str], chunk: int = 240):
+    """Every trial binned to 10 ms, each channel divided by its SD over all trials' baselines:
+    (trials (n, sensors, bins) float32, condition index per trial, bin-centre times)."""
+    epochs = _epochs(raw, mapping)
+    epochs.drop_bad(verbose="error")
+    index = {code: i for i, code in enumerate(sorted(mapping))}
+    labels = np.array([index[c] for c in epochs.events[:, 2]])
+    sfreq, times = raw.info["sfreq"], epochs.times
+    base = times < 0
+    parts, sq, count = [], 0.0, 0
+    for start in range(0, len(labels), chunk):
+        data = epochs[start:start + chunk].get_data(verbose="error")
+        sq = sq + (data[:, :, base] ** 2).sum(axis=(0, 2))  # baseline-corrected: mean 0 per trial
+        count += data.shape[0] * int(base.sum())
+        binned, btimes = bin_time(data, times, sfreq, BIN_S)
+        parts.append(binned.astype(np.float32))
+    sd = np.sqrt(sq / count)
+    if np.any(sd == 0):
+        raise NeurobenchError(f"{DATASET}: channels {np.flatnonzero(sd == 0)[:5].tolist()} are flat over the "
+                              "baseline; cannot noise-normalise")
+    return np.concatenate(parts) / sd[None, :, None].astype(np.float32), labels, btimes
 
 
 def noise_normalise(means: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -158,15 +193,20 @@ def noise_normalise(means: np.ndarray, times: np.ndarray) -> np.ndarray:
     return means / sd[None, :, None]
 
 
-def load_data() -> TemporalData:
-    """The sample subject's data RDMs every 10 ms, -0.1 .. 0.5 s (cached per file state)."""
+def _release():
+    """The release's table mapping, concatenated runs and their file-state cache key."""
     folders = data_folders()
     table = find_file(TABLE, folders)
     if table is None:
         raise DataUnavailableError(f"{DATASET}: {TABLE} is not in the unpacked archives (present: {_present(folders)})")
     mapping = read_table(table)
     raw, paths = read_runs(folders)
-    key = file_state(table, *paths)
+    return mapping, raw, file_state(table, *paths)
+
+
+def load_data() -> TemporalData:
+    """The sample subject's data RDMs every 10 ms, -0.1 .. 0.5 s (cached per file state)."""
+    mapping, raw, key = _release()
     if key not in _CACHE:
         means, times = condition_means(raw, mapping)
         binned, btimes = bin_time(noise_normalise(means, times), times, raw.info["sfreq"], BIN_S)
@@ -177,13 +217,25 @@ def load_data() -> TemporalData:
     return _CACHE[key]
 
 
+def load_trials() -> TemporalTrials:
+    """The sample subject's single trials in 10 ms bins, for decoding RDMs (cached per file state)."""
+    mapping, raw, key = _release()
+    if key not in _TRIALS:
+        trials, labels, times = single_trials(raw, mapping)
+        _TRIALS.clear()
+        _TRIALS[key] = TemporalTrials([mapping[c] for c in sorted(mapping)], [trials], [labels], times,
+                                      ["sample_subject"], NOTE)
+    return _TRIALS[key]
+
+
 @register_benchmark("cichy2014.meg-rsa", dataset=DATASET)
 def cichy2014_meg_rsa():
     """Cichy 2014 92 objects, MEG (1 subject, 306 sensors), time-resolved RSA, Spearman"""
     return TemporalRSABenchmark(
         "cichy2014.meg-rsa",
-        "92 objects, MEG of MNE's sample subject (306 sensors, 10 ms bins, -0.1..0.5 s); 1-Pearson RDMs, "
-        "Spearman over time; layer and 50 ms window chosen on held-out stimuli",
-        (DATASET, k08.DATASET), k08.load_stimuli, load_data, comparator="spearman",
+        "92 objects, MEG of MNE's sample subject (306 sensors, 10 ms bins, -0.1..0.5 s); data RDMs 1-Pearson of "
+        "condition means (data_rdm=decoding: pairwise decoding accuracy), Spearman over time; layer and 50 ms "
+        "window chosen on held-out stimuli",
+        (DATASET, k08.DATASET), k08.load_stimuli, load_data, comparator="spearman", load_trials=load_trials,
         data_files=tuple((DATASET, a) for a in ARCHIVES) + ((k08.DATASET, k08.SUPPLEMENT),),
     )

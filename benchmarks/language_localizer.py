@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# the signature of topo.smoothness, so both keep one definition of the score
-from neurobench.benchmarks.topo import _smoothness
+# the signature of topo.near-far-similarity, so both keep one definition of the score
+from neurobench.benchmarks.topo import _near_far
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import StimulusError
 from neurobench.kinds.topographic import TopographicBenchmark
@@ -285,11 +285,11 @@ def _topographic(identifier: str, description: str, metric: str, fn, loader, con
                                 label_column="condition")
 
 
-@register_benchmark("language-localizer.topo-smoothness", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY)
-def localizer_smoothness():
-    """Smoothness of sheet layers on the 128 language-localizer texts (as topo.smoothness)"""
-    return _topographic("language-localizer.topo-smoothness", localizer_smoothness.__doc__, "topo-smoothness",
-                        _smoothness, localizer_stimuli, LOCALIZER_CONTRASTS)
+@register_benchmark("language-localizer.topo-near-far-similarity", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY)
+def localizer_near_far_similarity():
+    """Near-minus-far tuning similarity of sheet layers on the 128 language-localizer texts (as topo.near-far-similarity)"""
+    return _topographic("language-localizer.topo-near-far-similarity", localizer_near_far_similarity.__doc__,
+                        "topo-near-far-similarity", _near_far, localizer_stimuli, LOCALIZER_CONTRASTS)
 
 
 @register_benchmark("language-localizer.topo-selectivity", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY)

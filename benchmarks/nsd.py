@@ -37,6 +37,7 @@ from neurobench.errors import (
     InvalidInputError,
 )
 from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
+from neurobench.kinds.targets import KeepsLayerTargets
 from neurobench.options import names, option
 from neurobench.registry import register_benchmark
 
@@ -403,7 +404,7 @@ def _subject_name(subject) -> str:
 
 # -------------------------------------------------------------- benchmark ---
 
-class NSDEncodingBenchmark(PerSubjectEncodingBenchmark):
+class NSDEncodingBenchmark(KeepsLayerTargets, PerSubjectEncodingBenchmark):
     """Ridge encoding of one ROI, per subject on the subject's own images, shared images held out.
 
     Parameters
@@ -486,9 +487,21 @@ class NSDEncodingBenchmark(PerSubjectEncodingBenchmark):
                                 "voxel_k": data.voxels[:, 2], "ncsnr": data.ncsnr})
         return SubjectResponses(subject, data.stimulus_ids, data.responses, test_ids=ids[data.is_test],
                                 ceiling=data.ceiling, ceiling_note=CEILING_NOTE, targets=targets,
-                                info={"sessions": list(data.sessions), "n_voxels": len(data.voxels)})
+                                info={"sessions": list(data.sessions), "n_voxels": len(data.voxels),
+                                      "space": self.target_space(subject)})
+
+    def target_space(self, subject: str) -> dict:
+        """The func1pt8mm volume of the subject's voxels: index columns, shape and affine, from the
+        header of the ROI mask NIfTI the voxels come from."""
+        import nibabel as nib
+
+        img = nib.load(resolve(DATASET, ROI_MASK.format(subject=subject, family=self.family)))
+        return {"columns": ["voxel_i", "voxel_j", "voxel_k"], "shape": [int(n) for n in img.shape[:3]],
+                "affine": np.asarray(img.affine, dtype=float).tolist(),
+                "source": f"{ROI_MASK.format(subject=subject, family=self.family)} (func1pt8mm, subject space)"}
 
     def finish(self, scores, per_subject):
+        scores = super().finish(scores, per_subject)  # KeepsLayerTargets
         scores.provenance.update({"region": REGIONS[self.region][0], "roi_family": self.family,
                                   "roi_labels": list(REGIONS[self.region][2]),
                                   "sessions": {s: i["sessions"] for s, i in scores.provenance["subject_info"].items()}})

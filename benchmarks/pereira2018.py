@@ -36,6 +36,7 @@ from neurobench.errors import (
 )
 from neurobench.kinds.encoding import score_encoding
 from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
+from neurobench.kinds.targets import KeepsLayerTargets
 from neurobench.options import names, one_of, option, positive_floats
 from neurobench.registry import register_benchmark
 
@@ -221,7 +222,7 @@ def passage_contexts(sentences, passages) -> list[str]:
     return out
 
 
-class PereiraEncoding(PerSubjectEncodingBenchmark):
+class PereiraEncoding(KeepsLayerTargets, PerSubjectEncodingBenchmark):
     """Per-subject ridge encoding of language-network voxels, passage-grouped folds, cross-subject ceiling.
 
     Parameters
@@ -353,6 +354,7 @@ class PereiraEncoding(PerSubjectEncodingBenchmark):
                                 ceiling_note=CEILING_NOTE, info={"n_voxels": int(Y.shape[1])})
 
     def finish(self, scores, per_subject):
+        scores = super().finish(scores, per_subject)  # KeepsLayerTargets
         scores.provenance.update({
             "experiment": self.experiment.name, "atlases": list(self.atlases),
             "n_voxels": {s: i["n_voxels"] for s, i in scores.provenance["subject_info"].items()},

@@ -37,6 +37,7 @@ from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError
 from neurobench.kinds.encoding import REDUCTIONS
 from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
 from neurobench.kinds.rsa import RSABenchmark
+from neurobench.kinds.targets import KeepsLayerTargets
 from neurobench.metrics.rdm import compute_rdms
 from neurobench.options import option
 from neurobench.registry import register_benchmark
@@ -302,7 +303,33 @@ NC_NOTE = ("THINGS-fMRI noise ceiling nc_testset/100 per voxel (variance of the 
            "a perfect model could explain)")
 
 
-class ThingsFmriEncoding(PerSubjectEncodingBenchmark):
+VOXEL_SIZE_MM = 2.0  # the release's description: 3 T, 2 mm isotropic
+
+
+def voxel_targets(subject: str, voxel_ids: np.ndarray) -> tuple[pd.DataFrame, dict | None]:
+    """Per-target labels (voxel_id and, where the release has them, voxel_x/y/z indices) and the
+    subject's target space for brain maps. The table release has no NIfTI header: the affine is
+    the 2 mm isotropic voxel grid with its origin at voxel (0, 0, 0), and says so."""
+    path = subject_files(betas_folder(), subject)["VoxelMetadata.csv"]
+    coords = ["voxel_x", "voxel_y", "voxel_z"]
+    header = list(pd.read_csv(path, nrows=0).columns)
+    targets = pd.DataFrame({"voxel_id": voxel_ids})
+    if not all(c in header for c in coords):
+        return targets, None
+    table = pd.read_csv(path, usecols=["voxel_id", *coords]).set_index("voxel_id").reindex(voxel_ids)
+    if table.isna().any().any():
+        raise DataFormatError(f"{path.name}: voxel ids without coordinates, e.g. "
+                              f"{table.index[table.isna().any(axis=1)][:5].tolist()}")
+    for c in coords:
+        targets[c] = table[c].to_numpy(dtype=np.int64)
+    affine = np.diag([VOXEL_SIZE_MM] * 3 + [1.0]).tolist()
+    shape = [int(targets[c].max()) + 1 for c in coords]
+    return targets, {"columns": coords, "shape": shape, "affine": affine,
+                     "source": (f"{path.name} voxel_x/y/z on the release's 2 mm grid; the table release carries no "
+                                "NIfTI header, so the origin is voxel (0, 0, 0), not scanner or MNI coordinates")}
+
+
+class ThingsFmriEncoding(KeepsLayerTargets, PerSubjectEncodingBenchmark):
     """Ridge encoding per subject on the dataset's split (train: single-trial training images; test: the
     100 test images' repetition means), normalised by the released voxel noise ceiling, subjects combined.
 
@@ -336,13 +363,14 @@ class ThingsFmriEncoding(PerSubjectEncodingBenchmark):
 
     def subject_responses(self, subject: str, **_run) -> SubjectResponses:
         data = load_subject_roi(subject, self.roi)
+        targets, space = voxel_targets(subject, data.voxel_ids)
         return SubjectResponses(subject, data.stimulus_ids, data.responses, test_ids=data.test_ids,
                                 ceiling=data.noise_ceiling,
                                 ceiling_note=NC_NOTE if data.noise_ceiling is not None else None,
-                                targets=pd.DataFrame({"voxel_id": data.voxel_ids}),
-                                info={"n_voxels": len(data.voxel_ids)})
+                                targets=targets, info={"n_voxels": len(data.voxel_ids), "space": space})
 
     def finish(self, scores, per_subject):
+        scores = super().finish(scores, per_subject)  # KeepsLayerTargets
         scores.provenance.update({"roi": self.roi, "roi_columns": list(ROIS[self.roi]),
                                   "n_voxels": {s: i["n_voxels"] for s, i in scores.provenance["subject_info"].items()}})
         return scores

@@ -9,6 +9,11 @@ image; the THINGS image id is the file stem. Per participant, the test trials (2
 sessions) are averaged per image, binned into 10 ms bins, and one RDM per bin is computed
 (1 - Pearson across the chosen sensors; the release is already baseline z-scored per channel).
 
+With `--option data_rdm=decoding` the RDM of each bin is the cross-validated pairwise decoding
+accuracy of every two test images from their 12 single trials (`neurobench.metrics.decoding`;
+`decoding_folds` round-robin folds over the repetitions, i.e. over sessions), as in Cichy et al.
+(2014), instead of 1 - Pearson of the image means.
+
 Sensor groups follow CTF channel names (`M` + hemisphere L/R/Z + region letter, e.g. `MLO11-1609`),
 as the authors group them: occipital (O), temporal (T), parietal (P), frontal (F), central (C),
 and all sensors. 4 participants: Nili et al. (2014) ceiling; peak-latency CIs resample
@@ -44,6 +49,7 @@ from neurobench.kinds.temporal_encoding import TemporalEncodingBenchmark, split_
 from neurobench.kinds.temporal_rsa import (
     TemporalData,
     TemporalRSABenchmark,
+    TemporalTrials,
     bin_time,
     rdms_over_time,
 )
@@ -202,6 +208,7 @@ def _data_files() -> tuple[tuple[str, str], ...]:
 
 TRIAL_CACHE_BYTES = 8 * 2**30  # binned single trials kept in memory across benchmarks (oldest evicted first)
 _TRIALS: dict[tuple, SubjectTrials] = {}
+_TEST_TRIALS: dict[tuple, tuple] = {}
 _IDS: dict[tuple, tuple[list[str], list[str]]] = {}
 
 
@@ -272,6 +279,59 @@ def _read_binned(epochs, rows: np.ndarray, picks: list[str], keep: np.ndarray, c
         yield start, binned[..., keep].astype(np.float32)
 
 
+def _repeated_trials(epochs, rows: np.ndarray, stems: np.ndarray, picks: list[str], keep: np.ndarray, chunk: int,
+                     subject: str) -> tuple[list[str], np.ndarray]:
+    """Binned trials of repeated images: (sorted image ids, (images, repetitions, sensors, bins)
+    float32), repetitions in trial order, the first `min count` of each image."""
+    ids, row, slot, seen = repetition_slots(stems)
+    reps = int(seen.min())
+    if reps != seen.max():
+        log.warning("%s: test images have %d to %d repetitions; the first %d of each are used", subject, reps,
+                    int(seen.max()), reps)
+    out = np.zeros((len(ids), reps, len(picks), int(keep.sum())), dtype=np.float32)
+    for start, block in _read_binned(epochs, rows, picks, keep, chunk):
+        for i in range(len(block)):
+            if slot[start + i] < reps:
+                out[row[start + i], slot[start + i]] = block[i]
+    return list(ids), out
+
+
+def test_trials(subject: str, chunk: int = 240):
+    """The test trials over the whole epoch in 10 ms bins, all MEG sensors: (sorted test image ids,
+    (images, repetitions, sensors, bins) float32, channel names, bin-centre times); cached per file
+    state (one entry per participant)."""
+    paths = epochs_file(subject)
+    key = ("test-trials",) + tuple(file_state(*paths))
+    if key in _TEST_TRIALS:
+        return _TEST_TRIALS[key]
+    epochs = read_epochs(paths)
+    _exp, test, stems = _trial_rows(epochs.metadata.reset_index(drop=True), paths[0])
+    picks = [epochs.ch_names[i] for i in _mag_picks(epochs)]
+    keep, times = _window_bins(epochs.times, epochs.info["sfreq"], float(epochs.times[0]), None)
+    ids, out = _repeated_trials(epochs, test, stems[test].astype(str), picks, keep, chunk, subject)
+    if len(_TEST_TRIALS) >= len(SUBJECTS):
+        _TEST_TRIALS.pop(next(iter(_TEST_TRIALS)))
+    _TEST_TRIALS[key] = (ids, out, picks, times)
+    return _TEST_TRIALS[key]
+
+
+def load_trials(group: str) -> TemporalTrials:
+    """Every participant's test trials (200 images x 12 repetitions) of one sensor group, for
+    decoding RDMs; a condition's trials are its repetitions in session order."""
+    trials, labels, times, ids = [], [], None, None
+    for subject in SUBJECTS:
+        sid, x, names, t = test_trials(subject)
+        if ids is not None and sid != ids:
+            raise AlignmentError(f"{DATASET}: {subject}'s test images differ from {SUBJECTS[0]}'s")
+        if times is not None and (len(t) != len(times) or not np.allclose(t, times)):
+            raise AlignmentError(f"{DATASET}: {subject} has another time axis than {SUBJECTS[0]}")
+        ids, times = sid, t
+        picks = sensor_group(names, group, subject)
+        trials.append(x[:, :, picks].reshape(x.shape[0] * x.shape[1], len(picks), x.shape[3]))
+        labels.append(np.repeat(np.arange(x.shape[0]), x.shape[1]))
+    return TemporalTrials(ids, trials, labels, times, list(SUBJECTS))
+
+
 def read_trials(subject: str, tmin: float = 0.0, tmax: float | None = 1.0, chunk: int = 240) -> SubjectTrials:
     """Binned exp trials (one row per image; repeats averaged) and test trials (repetitions in
     trial order, the first `min count` of each image), read in chunks of trials; cached per
@@ -293,23 +353,14 @@ def read_trials(subject: str, tmin: float = 0.0, tmax: float | None = 1.0, chunk
     if counts.max() > 1:
         log.info("%s: %d exp images shown more than once; their trials are averaged", subject, int((counts > 1).sum()))
         train /= counts[:, None, None]
-    test_ids, test_row, slot, seen = repetition_slots(stems[test].astype(str))
-    reps = int(seen.min())
-    if reps != seen.max():
-        log.warning("%s: test images have %d to %d repetitions; the first %d of each are used", subject, reps,
-                    int(seen.max()), reps)
-    out = np.zeros((len(test_ids), reps, len(picks), int(keep.sum())), dtype=np.float32)
-    for start, block in _read_binned(epochs, test, picks, keep, chunk):
-        for i in range(len(block)):
-            if slot[start + i] < reps:
-                out[test_row[start + i], slot[start + i]] = block[i]
+    test_ids, out = _repeated_trials(epochs, test, stems[test].astype(str), picks, keep, chunk, subject)
     trials = SubjectTrials(list(train_ids), train, list(test_ids), out, picks, times)
     while _TRIALS and sum(t.nbytes for t in _TRIALS.values()) + trials.nbytes > TRIAL_CACHE_BYTES:
         _TRIALS.pop(next(iter(_TRIALS)))
     if trials.nbytes <= TRIAL_CACHE_BYTES:
         _TRIALS[key] = trials
     log.info("%s: %d exp images, %d test images x %d repetitions, %d sensors x %d bins", subject, len(train_ids),
-             len(test_ids), reps, len(picks), len(times))
+             len(test_ids), out.shape[1], len(picks), len(times))
     return trials
 
 
@@ -409,10 +460,11 @@ def _make(group: str):
 
     def factory():
         return TemporalRSABenchmark(
-            ident, f"THINGS-MEG 200 test images x 12 repetitions, 4 participants, {what}, 10 ms bins; 1-Pearson "
-            "RDMs, Spearman over time; layer and 50 ms window chosen on held-out images",
+            ident, f"THINGS-MEG 200 test images x 12 repetitions, 4 participants, {what}, 10 ms bins; data RDMs "
+            "1-Pearson of image means (data_rdm=decoding: pairwise decoding accuracy), Spearman over time; layer "
+            "and 50 ms window chosen on held-out images",
             (DATASET, "things_images"), load_stimuli, lambda: load_data(group), comparator="spearman",
-            data_files=_data_files())
+            data_files=_data_files(), load_trials=lambda: load_trials(group))
 
     factory.__doc__ = f"THINGS-MEG 200 test images, 4 participants, {what}, time-resolved RSA"
     register_benchmark(ident, dataset=DATASET)(factory)

@@ -31,7 +31,8 @@ _LAZY = {
     "Adapter": "models.adapter", "TorchAdapter": "models.adapter", "TextAdapter": "models.text",
     "Readout": "models.readout", "ImagePreprocess": "models.preprocess", "imagenet_preprocess": "models.preprocess",
     # results
-    "Scores": "result", "ScoreResult": "result", "ResultStore": "store",
+    "Scores": "result", "ScoreResult": "result", "ResultStore": "store", "export_targets": "export",
+    "TemporalTrials": "kinds.temporal_rsa",
 }
 _SUBMODULES = ("errors",)  # modules exposed as attributes: `nb.errors.UnknownNameError`
 

@@ -330,6 +330,17 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_targets
+
+    written = export_targets(args.model, args.benchmark, out=args.out, format=args.format, layer=args.layer,
+                             plot=args.plot, store=args.store)
+    for path in written:
+        out.print(escape(str(path)))
+    err.print(escape(f"wrote {len(written)} file(s) for {args.model} on {args.benchmark}"))
+    return 0
+
+
 def _topo_stimuli(spec: str | None, adapter):
     """(stimuli, label column, declared contrasts) from a benchmark or dataset name, an image
     folder or a text .tsv file; by default the language localizer for language models, else the
@@ -376,7 +387,8 @@ def cmd_topo(args) -> int:
                                    layers=args.layers, n_perm=args.n_perm, seed=args.seed, device=args.device,
                                    batch_size=args.batch_size)
     table = pd.DataFrame([r.row() for r in results])
-    keep = [c for c in table.columns if c in ("layer", "smoothness", "smoothness_p", "smoothness_shuffled",
+    keep = [c for c in table.columns if c in ("layer", "near_far_similarity", "near_far_similarity_p",
+                                              "near_far_similarity_shuffled",
                                               "participation_ratio", "n_constant")
             or c.endswith("_morans_i") or c.endswith("_n_clusters")]
     out.print(_table(table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)"))
@@ -475,6 +487,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("export", help="per-target results (every layer) of a stored result: CSV, Parquet or NIfTI "
+                       "brain maps")
+    s.add_argument("--model", required=True)
+    s.add_argument("--benchmark", required=True)
+    s.add_argument("--layer", help="one layer (default: every layer for csv/parquet, the best layer for nifti)")
+    s.add_argument("--format", choices=("csv", "parquet", "nifti"), default="csv")
+    s.add_argument("--out", required=True, help="file for csv/parquet, folder for nifti")
+    s.add_argument("--plot", action="store_true", help="with --format nifti: glass-brain PNG and SVG of each map")
+    s.add_argument("--store")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("topo", help="topographic signatures of a model's sheet layers, with figures")
     s.add_argument("--model", required=True)

@@ -21,6 +21,17 @@ class UnknownNameError(NeurobenchError, KeyError):
         return self.args[0]
 
 
+class RenamedError(UnknownNameError):
+    """A name that was renamed: the message gives the new name and why."""
+
+    def __init__(self, kind: str, name: str, new: str, reason: str):
+        self.kind, self.name, self.new, self.reason = kind, name, new, reason
+        self.known, self.suggestions = [new], [new]
+        NeurobenchError.__init__(
+            self, f"{kind} {name!r} was renamed {new!r}: {reason}. Use {new!r}; results stored under the old "
+            "name keep it.")
+
+
 class PluginImportError(UnknownNameError):
     """A name that a plugin module declares, but the module failed to import."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from .errors import PluginImportError, RegistrationError, UnknownNameError
+from .errors import PluginImportError, RegistrationError, RenamedError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class Registry:
         self.kind = kind
         self.group = group
         self._entries: dict[str, Entry] = {}
+        self._renamed: dict[str, tuple[str, str]] = {}  # old name -> (new name, why)
 
     def add(self, name: str, factory: Callable[..., Any], description: str = "",
             replace: bool = False, **meta: Any) -> Entry:
@@ -89,6 +90,10 @@ class Registry:
     def remove(self, name: str) -> None:
         self._entries.pop(name, None)
 
+    def rename(self, old: str, new: str, reason: str) -> None:
+        """Refuse `old` from now on with a message naming `new` (not listed, never scored)."""
+        self._renamed[old] = (new, reason)
+
     def _match(self, name: str, any_case: bool) -> Entry | None:
         entry = self._entries.get(name)
         if entry is None and any_case:
@@ -112,6 +117,8 @@ class Registry:
         entry = self._find(name, any_case=True)
         if entry is not None:
             return entry
+        if name in self._renamed:
+            raise RenamedError(self.kind, name, *self._renamed[name])
         known = sorted(self._entries)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         failed = {module: plugin_errors[module] for module in _declaring(self.group, name)

@@ -40,6 +40,8 @@ class Scores:
     provenance: dict[str, Any] = field(default_factory=dict)
     bootstrap: dict[str, dict[str, Any]] | None = None  # layer -> {"raw": (B,), "normalized": (B,)}; not stored
     layer_targets: dict[str, pd.DataFrame] | None = None  # every layer's per-target values, when asked; not stored
+    targets: pd.DataFrame | None = None  # every layer's (and subject's) per-target values, long; stored as a sidecar
+    target_space: dict[str, dict] | None = None  # subject -> voxel-index columns, volume shape, affine (brain maps)
 
 
 @dataclass(kw_only=True)

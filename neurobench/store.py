@@ -2,23 +2,54 @@
 
 Concurrent writers (two `neurobench score` processes) are safe: WAL journal, a generous busy
 timeout and one IMMEDIATE transaction per result, so either all of a result's rows land or none.
+
+Per-target results (`ScoreResult.targets`: every layer's held-out r, ceiling, normalised value,
+alpha and usable flag per voxel, neuron or (sensor, time) bin) go to a sidecar Parquet file per
+result, `<store stem>.targets/<result_id>.parquet` beside the store, referenced from the table
+`target_files` by relative path and sha256 (schema version 2). The file is written and renamed
+into place inside the result's write transaction and the rows are committed after it, so a
+committed row always has its file; a file left by a crash before the commit (or a `.tmp-` file
+from a crash while writing) has no row and is removed, under the write lock, the next time the
+store is opened.
+
+Schema versions are upgraded in place by `_MIGRATIONS` (version n -> n + 1, one transaction
+each); a fresh store is created at version 1 and upgraded the same way.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import sqlite3
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from . import paths
-from .errors import NeurobenchError
+from .errors import ChecksumMismatchError, DataUnavailableError, NeurobenchError
 from .result import ScoreResult
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+
+# version n -> n + 1; each runs in one transaction with the version bump
+_MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE IF NOT EXISTS target_files (
+    result_id TEXT PRIMARY KEY,   -- the scores rows' result_id
+    path TEXT NOT NULL,           -- relative to the store's folder
+    sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,         -- 'parquet'
+    n_rows INTEGER NOT NULL,
+    columns TEXT NOT NULL         -- JSON list of the file's columns
+);
+""",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,20 +86,62 @@ def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+@dataclass
+class StoredTargets:
+    """Per-target values of one stored result, read back from its sidecar (checksum verified)."""
+
+    frame: pd.DataFrame
+    space: dict | None  # subject -> {"columns", "shape", "affine", "source"} (brain maps), or None
+    result: dict  # the headline row: model, weights, benchmark, best layer, run and result ids, ...
+    path: Path
+
+
 class ResultStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
+        con = self._connect()
+        try:
             con.executescript(_SCHEMA)
+            con.execute("BEGIN IMMEDIATE")
             row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
+            version = 1 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                con.execute("ROLLBACK")
                 raise NeurobenchError(
-                    f"results store {self.path} has schema version {row[0]}, this neurobench reads {SCHEMA_VERSION}; "
+                    f"results store {self.path} has schema version {version}, this neurobench reads {SCHEMA_VERSION}; "
                     "use another --store path or upgrade neurobench"
                 )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        con.execute(statement)
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._sweep(con)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.path.parent / f"{self.path.stem}.targets"
+
+    def _sweep(self, con: sqlite3.Connection) -> None:
+        """Remove sidecar files no committed row references (a crash between the file and the
+        commit) and temporary files; runs under the write lock, so no writer is mid-result."""
+        folder = self.targets_dir
+        if not folder.is_dir():
+            return
+        known = {r[0] for r in con.execute("SELECT path FROM target_files")}
+        for f in folder.iterdir():
+            rel = f"{folder.name}/{f.name}"
+            if f.is_file() and rel not in known:
+                log.warning("removing %s: no stored result refers to it (left by an interrupted write)", f)
+                f.unlink()
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
@@ -101,6 +174,7 @@ class ResultStore:
             json.dumps(prov, sort_keys=True, default=str),
         ))
         con = self._connect()
+        sidecar = self.targets_dir / f"{result_id}.parquet"
         try:
             con.execute("BEGIN IMMEDIATE")
             con.executemany(
@@ -108,13 +182,91 @@ class ResultStore:
                 " ci_low, ci_high, ceiling, normalized, metric, selection, ceiling_note, neurobench_version,"
                 " data_hashes, seed, device, duration_s, timestamp, provenance)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            if result.targets is not None:
+                con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)", self._write_targets(result, result_id))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            sidecar.unlink(missing_ok=True)
             raise
         finally:
             con.close()
         return run_id
+
+    def _write_targets(self, result: ScoreResult, result_id: str) -> tuple:
+        """The result's per-target table as Parquet (temporary file, fsync, rename); returns its
+        `target_files` row. Called under the write lock."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .data.download import file_digest
+
+        folder = self.targets_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{result_id}.parquet"
+        tmp = folder / f".tmp-{result_id}.parquet"
+        table = pa.Table.from_pandas(result.targets, preserve_index=False)
+        meta = {b"neurobench.target_space": json.dumps(result.target_space).encode(),
+                b"neurobench.result": json.dumps({"model": result.model, "weights_sha256": result.weights_id,
+                                                   "benchmark": result.benchmark, "best_layer": result.best_layer,
+                                                   "result_id": result_id}).encode()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            digest = file_digest(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return (result_id, f"{folder.name}/{final.name}", digest, "parquet", len(result.targets),
+                json.dumps(list(result.targets.columns)))
+
+    def targets(self, model: str, benchmark: str, layer: str | None = None) -> StoredTargets:
+        """The per-target values of the latest stored result of `model` on `benchmark` (every layer,
+        or one), read from its sidecar after checking its sha256."""
+        import pyarrow.parquet as pq
+
+        from .data.download import file_digest
+
+        with self._connect() as con:
+            con.row_factory = sqlite3.Row
+            head = con.execute(
+                "SELECT s.*, t.path AS t_path, t.sha256 AS t_sha256 FROM scores s LEFT JOIN target_files t"
+                " ON s.result_id = t.result_id WHERE s.model = ? AND s.benchmark = ? AND s.row_kind = 'headline'"
+                " ORDER BY s.id DESC LIMIT 1", (model, benchmark)).fetchone()
+            if head is None:
+                stored = [r[0] for r in con.execute(
+                    "SELECT DISTINCT benchmark FROM scores WHERE model = ? ORDER BY benchmark", (model,))]
+        if head is None:
+            raise DataUnavailableError(
+                f"no stored result of model {model!r} on {benchmark!r} in {self.path} (benchmarks stored for "
+                f"{model!r}: {stored or 'none'}); run `neurobench score --model {model} --benchmark {benchmark}` first")
+        if head["t_path"] is None:
+            raise DataUnavailableError(
+                f"the stored result of {model!r} on {benchmark!r} ({head['timestamp']}) has no per-target values: its "
+                "kind scores RDMs or layers, not individual targets, or it was stored before per-target sidecars")
+        path = self.path.parent / head["t_path"]
+        if not path.is_file():
+            raise DataUnavailableError(f"{path}: the per-target file of {model!r} on {benchmark!r} is missing")
+        digest = file_digest(path)
+        if digest != head["t_sha256"]:
+            raise ChecksumMismatchError(f"{path}: sha256 {digest}, the store recorded {head['t_sha256']}; the "
+                                        "per-target file was changed after it was stored")
+        table = pq.read_table(path)
+        frame = table.to_pandas()
+        if layer is not None:
+            if layer not in set(frame["layer"]):
+                raise DataUnavailableError(f"{benchmark}: no layer {layer!r} in the stored targets of {model!r}; "
+                                           f"layers: {list(dict.fromkeys(frame['layer']))}")
+            frame = frame[frame["layer"] == layer].reset_index(drop=True)
+        space = json.loads((table.schema.metadata or {}).get(b"neurobench.target_space", b"null"))
+        keep = ("model", "trained", "weights_sha256", "benchmark", "layer", "raw", "normalized", "metric",
+                "timestamp", "run_id", "result_id")
+        result = {k: head[k] for k in keep}
+        result["best_layer"] = result.pop("layer")
+        return StoredTargets(frame, space, result, path)
 
     def rows(self) -> pd.DataFrame:
         with self._connect() as con:

@@ -83,3 +83,55 @@ def test_cli_leaderboard_prints_untrained_label(tmp_path, capsys):
     store.add(_result(model="m", trained=False))
     assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite")]) == 0
     assert "m [untrained]" in capsys.readouterr().out
+
+
+def test_perf_targets_suite_reads_back_what_it_stored(capsys):
+    from neurobench.cli import main
+
+    assert main(["perf", "targets", "--subjects", "2", "--targets", "50", "--layers", "2", "--repeats", "3"]) == 0
+    assert "Parquet sidecar" in capsys.readouterr().out
+
+
+def test_version_1_store_is_migrated_in_place(tmp_path):
+    """A store written by schema version 1 (no target_files table) opens, keeps its rows, gains the
+    sidecar table and version 2; a store from a newer neurobench is refused by name."""
+    import sqlite3
+
+    from neurobench import store as store_module
+    from neurobench.errors import NeurobenchError
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(store_module._SCHEMA)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.commit()
+    con.close()
+    old = ResultStore(path)  # a v1 store holding rows: add one through the v1 columns only
+    old.add(_result())
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE target_files")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    store = ResultStore(path)
+    assert len(store.rows()) == 3
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT COUNT(*) FROM target_files").fetchone()[0] == 0
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(NeurobenchError, match="schema version 99"):
+        ResultStore(path)
+
+
+def test_result_without_targets_has_no_sidecar(tmp_path):
+    from neurobench.errors import DataUnavailableError
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.add(_result())
+    assert not store.targets_dir.exists()
+    with pytest.raises(DataUnavailableError, match="no per-target values"):
+        store.targets("m", "b")
+    with pytest.raises(DataUnavailableError, match="benchmarks stored for 'm': \\['b'\\]"):
+        store.targets("m", "other")

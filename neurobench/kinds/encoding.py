@@ -36,6 +36,7 @@ from ..metrics.splits import Splits, kfold_splits
 from ..options import int_at_least, non_negative_int, one_of, option, positive_floats
 from ..result import Scores
 from .base import Benchmark
+from .targets import layer_target_table
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,8 @@ class EncodingBenchmark(EncodingOptions, Benchmark):
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         ids = self.stimuli().ids
         result = score_encoding(activations, self.assembly(), ids, ids, splits=self.splits, seed=seed,
-                                device=device, memory_budget=memory_budget, **self.encoding_options())
+                                device=device, memory_budget=memory_budget, keep_layer_targets=True,
+                                **self.encoding_options())
         result.provenance["reduction"] = self.reduction
+        result.targets, result.layer_targets = layer_target_table(result.layer_targets), None
         return result

@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import AlignmentError, InvalidInputError
 from ..result import Scores
 from .per_subject import PerSubjectEncodingBenchmark
+from .targets import KeepsLayerTargets
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,15 @@ def timecourse(values: np.ndarray, n_bins: int) -> np.ndarray:
     return out
 
 
-class TemporalEncodingBenchmark(PerSubjectEncodingBenchmark):
+class TemporalEncodingBenchmark(KeepsLayerTargets, PerSubjectEncodingBenchmark):
     """Per-subject encoding of (sensor, time bin) targets, with time courses (module docstring).
 
     A dataset's `subject_responses` labels its targets with `sensor` and `time` columns
     (sensor-major); every subject must share the time axis.
     """
 
-    keep_layer_targets = True
-
     def finish(self, scores: Scores, per_subject: Mapping[str, Scores]) -> Scores:
+        scores = super().finish(scores, per_subject)  # KeepsLayerTargets: every layer's targets
         times = _shared_times(per_subject, self.identifier)
         layers = list(scores.layers["layer"])
         scores.per_target = _best_layer_targets(per_subject, scores.best_layer)

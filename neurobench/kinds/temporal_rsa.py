@@ -12,6 +12,13 @@ when there are >= 2 subjects, else a note saying why there is none). Windows are
 of `window` seconds over the data RDMs (RDMs averaged over the window's time points); only windows
 starting at or after stimulus onset are candidates.
 
+**Data RDMs** (option `data_rdm`, named in the results' provenance and metric): `"correlation"`
+(default) is 1 - Pearson r across sensors between condition means, per time bin (the loader's
+`TemporalData`); `"decoding"` is the cross-validated pairwise decoding accuracy of Cichy et al.
+(2014) per pair of conditions and time bin (`metrics.decoding.pairwise_decoding_rdms`: shrinkage
+LDA with one noise covariance, `decoding_folds` folds of each condition's trials), computed from
+the loader's single trials (`TemporalTrials`).
+
 The full layer x time matrix is in `result.per_target` (long DataFrame: layer, time, r and one
 `r_<subject>` column per subject) and in `result.provenance["timecourse"]` (lists).
 """
@@ -27,12 +34,13 @@ import pandas as pd
 import torch
 
 from ..data.stimuli import StimulusSet
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, InvalidOptionError
+from ..metrics.decoding import condition_folds, pairwise_decoding_rdms
 from ..metrics.inference import score_rdms
 from ..metrics.rdm import compute_rdms, n_stimuli_from_length, pair_positions, upper_triangle
 from ..metrics.rsa import canonical_method, compare_rdms
 from ..metrics.temporal import time_resolved_rsa
-from ..options import finite_float, int_at_least, non_negative_int, option
+from ..options import finite_float, int_at_least, non_negative_int, one_of, option
 from ..result import Scores
 from .base import Benchmark
 from .selection import half_split
@@ -61,6 +69,38 @@ class TemporalData:
         if any(len(p[1]) != len(times) or not np.allclose(p[1], times) for p in parts):
             raise InvalidInputError("subjects have different time axes; crop or resample them alike")
         return cls(list(ids), torch.stack([p[0] for p in parts]), times, list(subjects), note)
+
+
+@dataclass
+class TemporalTrials:
+    """Single trials per subject, for decoding RDMs: `trials[s]` (n_trials, sensors, time bins),
+    `labels[s]` (n_trials,) the index into `ids` of each trial's condition, trials of a condition
+    in recording order (folds are drawn round-robin in that order); `times` in seconds."""
+
+    ids: list[str]
+    trials: list[np.ndarray]
+    labels: list[np.ndarray]
+    times: np.ndarray
+    subjects: list[str]
+    note: str = ""
+
+    def decoding_rdms(self, n_folds: int, device="cpu") -> tuple[TemporalData, list[int]]:
+        """Pairwise decoding RDMs per subject (float64 on `device`) and the folds used per subject
+        (`n_folds`, or fewer where a condition has fewer trials)."""
+        rdms, used = [], []
+        for subject, x, y in zip(self.subjects, self.trials, self.labels):
+            present = np.unique(y)
+            if len(present) != len(self.ids):
+                raise InvalidInputError(f"subject {subject}: trials for {len(present)} of the {len(self.ids)} "
+                                        "conditions; decoding RDMs need every condition")
+            k = min(n_folds, int(np.bincount(y).min()))
+            if k < n_folds:
+                log.warning("subject %s: a condition has only %d trials: %d decoding folds instead of %d",
+                            subject, k, k, n_folds)
+            rdms.append(pairwise_decoding_rdms(x, y, condition_folds(y, k), device=device, dtype=torch.float64))
+            used.append(k)
+        return TemporalData(list(self.ids), torch.stack(rdms), np.asarray(self.times, float), list(self.subjects),
+                            self.note), used
 
 
 def sliding_windows(rdms: torch.Tensor, times: np.ndarray, width: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -111,19 +151,29 @@ class TemporalRSABenchmark(Benchmark):
     n_bootstrap_latency : int or None
         Resamples for the peak-latency intervals (None: 1,000 with several subjects, where
         resampling subjects is cheap, else 100 stimulus resamples).
+    data_rdm : {'correlation', 'decoding'}
+        The data RDM of each time bin: 1 - Pearson r across sensors between condition means, or
+        the cross-validated pairwise decoding accuracy (shrinkage LDA, Cichy et al. 2014's design;
+        needs a dataset that gives single trials).
+    decoding_folds : int
+        Cross-validation folds of each condition's trials for `data_rdm='decoding'` (fewer when a
+        condition has fewer trials; the number used is recorded).
     """
 
     window = option(0.05, finite_float)
     n_bootstrap = option(1000, non_negative_int)
     n_bootstrap_layers = option(200, non_negative_int)
     n_bootstrap_latency = option(None, int_at_least(0))
+    data_rdm = option("correlation", one_of("correlation", "decoding"))
+    decoding_folds = option(5, int_at_least(2))
 
     def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],
                  load_stimuli: Callable[[], StimulusSet], load_data: Callable[[], TemporalData],
                  comparator: str = "spearman", rdm_method: str = "correlation",
-                 data_files: tuple[tuple[str, str], ...] = (), **options):
+                 data_files: tuple[tuple[str, str], ...] = (),
+                 load_trials: Callable[[], TemporalTrials] | None = None, **options):
         self.identifier, self.description, self.datasets = identifier, description, datasets
-        self._load_stimuli, self._load_data = load_stimuli, load_data
+        self._load_stimuli, self._load_data, self._load_trials = load_stimuli, load_data, load_trials
         self.comparator, self.rdm_method = canonical_method(comparator), rdm_method
         self.configure(**options)
         if data_files:
@@ -131,19 +181,45 @@ class TemporalRSABenchmark(Benchmark):
         self.metric = f"temporal-rsa-{self.comparator}"
         self._stimuli: StimulusSet | None = None
         self._data: TemporalData | None = None
+        self._decoded: dict[int, tuple[TemporalData, list[int]]] = {}
 
     # ------------------------------------------------------------------ data
 
-    def temporal_data(self) -> TemporalData:
-        """The data (loaded once per benchmark instance), checked against the stimulus set."""
-        if self._data is None:
-            self._data = self._load_data()
-        data = self._data
+    def temporal_data(self, device="cpu") -> TemporalData:
+        """The data RDMs of the `data_rdm` option (computed once per benchmark instance), checked
+        against the stimulus set."""
+        if self.data_rdm == "decoding":
+            data = self._decoding_data(device)[0]
+        else:
+            if self._data is None:
+                self._data = self._load_data()
+            data = self._data
         self.stimuli().check_aligned(data.ids, what=f"{self.identifier} data RDMs")
         return data
 
+    def _decoding_data(self, device) -> tuple[TemporalData, list[int]]:
+        if self._load_trials is None:
+            raise InvalidOptionError(f"{self.identifier}: data_rdm='decoding' needs single trials, which this "
+                                     "benchmark's dataset does not give; use data_rdm='correlation'")
+        if self.decoding_folds not in self._decoded:
+            trials = self._load_trials()
+            self.stimuli().check_aligned(trials.ids, what=f"{self.identifier} trials")
+            self._decoded[self.decoding_folds] = trials.decoding_rdms(self.decoding_folds, device)
+        return self._decoded[self.decoding_folds]
+
+    def data_rdm_record(self) -> dict:
+        """What the data RDMs are, for provenance."""
+        if self.data_rdm == "decoding":
+            return {"data_rdm": "decoding", "decoding": {
+                "convention": "pairwise-lda-accuracy",
+                "classifier": "LDA, one Ledoit-Wolf-shrunk pooled within-condition covariance, equal priors",
+                "cv": "round-robin folds of each condition's trials", "folds_requested": self.decoding_folds,
+                "folds_used": self._decoded.get(self.decoding_folds, (None, None))[1],
+                "value": "cross-validated pairwise accuracy (0.5 = chance)"}}
+        return {"data_rdm": "correlation", "data_rdm_definition": "1 - Pearson r across sensors of condition means"}
+
     def data_rdms(self, device: torch.device) -> tuple[torch.Tensor, np.ndarray, TemporalData]:
-        data = self.temporal_data()
+        data = self.temporal_data(device)
         t = torch.as_tensor(data.rdms, dtype=torch.float64, device=device)
         if t.ndim == 4:
             t = upper_triangle(t)
@@ -208,7 +284,8 @@ class TemporalRSABenchmark(Benchmark):
                        f"with ceiling and {self.n_bootstrap}-sample stimulus-bootstrap CI on that half; the "
                        "per-layer table uses all stimuli at each layer's own best window (optimistic)"),
             ceiling_note=meta.note or test.ceiling_note or "Nili et al. (2014) lower bound; normalised = raw / lower bound",
-            metric=self.metric, per_target=self._per_target(names, course, meta.subjects),
+            metric=self.metric + ("-decoding" if self.data_rdm == "decoding" else ""),
+            per_target=self._per_target(names, course, meta.subjects),
             provenance=self._provenance(names, course, meta, select, (starts[w], ends[w]), n_windows=len(starts)),
         )
 
@@ -248,7 +325,8 @@ class TemporalRSABenchmark(Benchmark):
 
     def _provenance(self, names, course, meta, select, window, n_windows) -> dict:
         return {
-            "comparator": self.comparator, "rdm_method": self.rdm_method, "n_bootstrap": self.n_bootstrap,
+            "comparator": self.comparator, "rdm_method": self.rdm_method, **self.data_rdm_record(),
+            "n_bootstrap": self.n_bootstrap,
             "n_bootstrap_layers": self.n_bootstrap_layers, "n_bootstrap_latency": course.n_bootstrap,
             "latency_bootstrap": course.bootstrap,
             "window_s": self.window, "n_windows": n_windows,

@@ -12,7 +12,7 @@ from ..registry import register_metric
 from . import pls  # noqa: F401  (registers the 'pls' metric)
 from .cka import linear_cka
 from .rsa import compare_rdms
-from .trsa import compare_trsa
+from .trsa import compare_rgdm, compare_trsa
 
 _RSA = {
     "tau_a": "RSA, Kendall tau-a between condensed RDMs (exact, tie-aware; rsatoolbox 'tau-a')",
@@ -40,6 +40,12 @@ for _method, _desc in _RSA.items():
 def trsa():
     """Topological RSA: tau-a between geo-topologically transformed RDMs (l=0.2, u=0.8)."""
     return partial(compare_trsa, method="tau_a", lower=0.2, upper=0.8)
+
+
+@register_metric("trsa-rgdm", family="rsa", comparator="tau_a")
+def trsa_rgdm():
+    """Topological RSA: tau-a between the authors' two-step geodesic RDMs (RGDM, l=0.2, u=0.8)."""
+    return partial(compare_rgdm, method="tau_a", lower=0.2, upper=0.8)
 
 
 @register_metric("cka-linear", family="cka")

@@ -4,10 +4,22 @@
 scale the ranks to [0, 1], then map values at or below the l-quantile to 0, at or above the
 u-quantile to 1, and linearly in between (defaults l = 0.2, u = 0.8). l = 0, u = 1 keeps the
 (rank) geometry; l close to u keeps only the topology (which pairs are "near").
-`geodesic_rdms` prunes the stimulus graph (drop edges above the u-quantile, or keep each
-stimulus's k nearest neighbours), takes all-pairs shortest paths (batched Floyd-Warshall in torch)
-and rank-transforms the path lengths. Both return condensed RDMs, so any comparator applies.
-See docs/rsa.md for where this differs from rsatoolbox's `geotopological_transform`.
+
+`geodesic_rdms` is the authors' two-step RGDM (`doerlbh/TopologicalRSA`, `utils_transform.py`:
+`geodesic_transform(gt_transform(rdm, l, u), gd_type="twostep")`): geo-topologically transform,
+min-max scale to [0, 1], build the stimulus graph whose edges are the entries strictly between 0
+and 1 (entries equal to 1 are removed on purpose; entries equal to 0 are absent too, because the
+authors build the graph with networkx's `from_numpy_array`, which reads a zero as "no edge"), take
+all-pairs shortest paths over those weights (batched Floyd-Warshall) and rank-transform the path
+lengths (average ranks 1..K, as scipy's `rankdata`; disconnected pairs are infinite and tie at
+the top). rsatoolbox's `geodesic_transform` is the graph step of the same recipe.
+
+`isomap_geodesic_rdms` is a different construct, kept under its own name: Isomap's neighbourhood
+graph (Tenenbaum, de Silva & Langford 2000) on the raw dissimilarities (each stimulus's k nearest
+neighbours, or every pair at or below the u-quantile), shortest paths, ranks scaled to [0, 1].
+
+All return condensed RDMs, so any comparator applies. See docs/rsa.md for where `gt_transform`
+differs from rsatoolbox's `geotopological_transform`.
 """
 
 from __future__ import annotations
@@ -65,17 +77,37 @@ def shortest_paths(weights: torch.Tensor) -> torch.Tensor:
     return d
 
 
-def geodesic_rdms(rdms, upper: float | None = 0.8, k_nearest: int | None = None, device=None,
-                  dtype=None) -> torch.Tensor:
-    """Geodesic RDMs (..., K): graph distances over pruned edges, rank-transformed to [0, 1].
-
-    Edges are the dissimilarities themselves; prune either those above the per-RDM `upper`
-    quantile or, with `k_nearest`, all but each stimulus's k nearest (an edge kept by either end).
-    Pairs left disconnected tie at the top rank.
-    """
+def _complete(rdms, device, dtype, what: str) -> torch.Tensor:
     v = as_tensor(rdms, device, dtype)
     if bool(torch.isnan(v).any()):
-        raise InvalidInputError("geodesic RDMs need complete RDMs (no NaN)")
+        raise InvalidInputError(f"{what} need complete RDMs (no NaN)")
+    return v
+
+
+def geodesic_rdms(rdms, lower: float = 0.2, upper: float = 0.8, device=None, dtype=None) -> torch.Tensor:
+    """The authors' two-step RGDM of condensed RDMs (..., K): average ranks 1..K of geodesic
+    distances over the geo-topologically transformed graph (module docstring)."""
+    v = _complete(rdms, device, dtype, "geodesic RDMs")
+    g = gt_transform(v, lower, upper)
+    lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+    if bool((hi <= lo).any()):
+        raise InvalidInputError("an RDM is constant after the geo-topological transform: no graph to walk")
+    sq = square_form((g - lo) / (hi - lo))
+    edge = (sq > 0) & (sq != 1)
+    graph = torch.where(edge, sq, torch.full_like(sq, float("inf")))
+    return average_ranks(upper_triangle(shortest_paths(graph)))
+
+
+def isomap_geodesic_rdms(rdms, upper: float | None = 0.8, k_nearest: int | None = None, device=None,
+                         dtype=None) -> torch.Tensor:
+    """Isomap-style geodesic RDMs (..., K): graph distances over the raw dissimilarities of a
+    neighbourhood graph, ranks scaled to [0, 1]. Not the authors' tRSA RGDM (`geodesic_rdms`).
+
+    The graph keeps either the pairs at or below the per-RDM `upper` quantile (an epsilon ball)
+    or, with `k_nearest`, each stimulus's k nearest (an edge kept by either end). Pairs left
+    disconnected tie at the top.
+    """
+    v = _complete(rdms, device, dtype, "geodesic RDMs")
     sq = square_form(v)
     n = sq.shape[-1]
     inf = torch.tensor(float("inf"), dtype=v.dtype, device=v.device)
@@ -102,4 +134,11 @@ def compare_trsa(model_rdms, data_rdms, method: str = "tau_a", lower: float = 0.
                  upper: float = 0.8, **kwargs) -> torch.Tensor:
     """Topological RSA: compare geo-topologically transformed model and data RDMs."""
     return compare_rdms(gt_transform(model_rdms, lower, upper), gt_transform(data_rdms, lower, upper),
+                        method, **kwargs)
+
+
+def compare_rgdm(model_rdms, data_rdms, method: str = "tau_a", lower: float = 0.2,
+                 upper: float = 0.8, **kwargs) -> torch.Tensor:
+    """Topological RSA on the authors' two-step RGDMs of model and data RDMs."""
+    return compare_rdms(geodesic_rdms(model_rdms, lower, upper), geodesic_rdms(data_rdms, lower, upper),
                         method, **kwargs)

@@ -79,6 +79,27 @@ def _nsdload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated session file")
 
 
+def _decoding(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conditions", type=int, default=12, help="conditions (default 12)")
+    parser.add_argument("--trials", type=int, default=20, help="trials per condition (default 20)")
+    parser.add_argument("--channels", type=int, default=102, help="sensors (default 102, Neuromag magnetometers)")
+    parser.add_argument("--times", type=int, default=10, help="time bins (default 10)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--tools", default="sklearn-lda,sklearn-exact",
+                        help="peers to time besides neurobench: sklearn-lda, sklearn-exact")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (median; >= 3)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _targets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--targets", type=int, default=2000, help="voxels per subject (default 2000)")
+    parser.add_argument("--layers", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (median; >= 3)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 # suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
 SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "ridge": ("time cross-validated ridge against himalaya and scikit-learn", _ridge),
@@ -86,6 +107,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "extract": ("activation extraction against a bare torch forward pass", _extract),
     "pls": ("time Brain-Score's PLS mapping against scikit-learn on the same data", _pls),
     "nsdload": ("read one ROI's betas from a full-size NSD session file", _nsdload),
+    "targets": ("store and read back every layer's per-target results (Parquet sidecar) against CSV", _targets),
+    "decoding": ("time pairwise decoding RDMs (every pair x time bin) against scikit-learn", _decoding),
 }
 
 

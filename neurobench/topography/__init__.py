@@ -2,7 +2,8 @@
 
 Pure functions on (n_stimuli, n_units) responses and (n_units, d) positions: smoothness of
 tuning over the sheet, category selectivity maps and patches, Moran's I, effective
-dimensionality, and lesion (localised processing) effects. See docs/topography.md.
+dimensionality, and lesion (localised processing) effects. Two smoothness definitions: neurobench's
+near-minus-far tuning similarity (`smoothness`) and TDANN's (`tdann_smoothness`). See docs/topography.md.
 """
 
 from ._common import NO_POSITIONS_HINT, require_positions, shuffled_positions
@@ -29,6 +30,7 @@ from .spatial import (
     morans_i,
     neighbourhood_graph,
 )
+from .tdann import TDANNSmoothnessResult, tdann_category_smoothness, tdann_smoothness
 
 __all__ = [
     "NO_POSITIONS_HINT",
@@ -41,6 +43,7 @@ __all__ = [
     "RidgeReadout",
     "SelectivityResult",
     "SmoothnessResult",
+    "TDANNSmoothnessResult",
     "TMaps",
     "category_t_maps",
     "component_sizes",
@@ -61,6 +64,8 @@ __all__ = [
     "shuffled_positions",
     "smoothness",
     "stratified_split",
+    "tdann_category_smoothness",
+    "tdann_smoothness",
     "voxel_coordinates",
     "voxel_size",
 ]

@@ -91,7 +91,7 @@ def plot_smoothness(curves: Mapping[str, SmoothnessResult] | SmoothnessResult, p
         ax.fill_between(r.bin_centers, r.null_low, r.null_high, color=color, alpha=0.18, lw=0)
         ax.plot(r.bin_centers, r.null_mean, color=color, ls="--", lw=0.8)
         ax.plot(r.bin_centers, r.similarity, color=color, marker="o", ms=3,
-                label=f"{label} (smoothness {r.score:.2f})")
+                label=f"{label} (near-far similarity {r.score:.2f})")
     ax.axhline(0, color="0.5", lw=0.5)
     ax.set_xlabel(f"distance ({distance_unit})")
     ax.set_ylabel("tuning similarity (Pearson r)")
@@ -133,7 +133,7 @@ def write_summary(path, *, title: str = "Topographic signatures",
     if smoothness:
         lines += ["## Smoothness", "",
                   "Near-minus-far tuning similarity, centred on shuffled positions (0 = none).", ""]
-        lines += markdown_table([{"layer": k, "smoothness": r.score, "z": r.z, "p": r.p_value,
+        lines += markdown_table([{"layer": k, "near-far similarity": r.score, "z": r.z, "p": r.p_value,
                           "distance corr.": r.distance_correlation, "units": r.n_units,
                           "constant units": r.n_constant} for k, r in smoothness.items()])
     if selectivity:

@@ -38,9 +38,9 @@ class LayerSignatures:
 
     def row(self) -> dict:
         """Flat scalars for a per-layer table (ScoreResult.layers, CSV, leaderboard)."""
-        row = {"layer": self.layer, "smoothness": self.smoothness.score,
-               "smoothness_p": self.smoothness.p_value,
-               "smoothness_shuffled": self.control.score,
+        row = {"layer": self.layer, "near_far_similarity": self.smoothness.score,
+               "near_far_similarity_p": self.smoothness.p_value,
+               "near_far_similarity_shuffled": self.control.score,
                "distance_correlation": self.smoothness.distance_correlation,
                "participation_ratio": self.dimensionality.participation_ratio,
                "pr_ci_low": self.dimensionality.ci_low, "pr_ci_high": self.dimensionality.ci_high,

@@ -190,3 +190,45 @@ def test_table_in_another_order(miniature, features):
     build(miniature, features, swap=True)
     with pytest.raises(AlignmentError, match="trigger 0 is 'human face'"):
         nb.load_benchmark("cichy2014.meg-rsa").temporal_data()
+
+
+def reference_trials(runs):
+    """numpy: every trial from the generator's arrays in recording order, baseline-corrected, each
+    channel divided by its SD over all trials' baselines, 10 ms bins; labels = condition index."""
+    t = np.arange(int(-0.1 * SFREQ), int(0.5 * SFREQ) + 1) / SFREQ
+    trials, labels = [], []
+    for data, onsets in runs:
+        for onset, code in onsets:
+            if code <= 92:
+                ep = data[:-1, onset + int(t[0] * SFREQ): onset + int(t[-1] * SFREQ) + 1]
+                trials.append(ep - ep[:, t <= 0].mean(axis=1, keepdims=True))
+                labels.append(code - 1)
+    x = np.stack(trials)
+    sd = np.sqrt((x[:, :, t < 0] ** 2).mean(axis=(0, 2)))
+    x = x / sd[None, :, None]
+    nb_ = len(t) // 2
+    return x[..., : nb_ * 2].reshape(len(x), 18, nb_, 2).mean(-1), np.array(labels)
+
+
+def test_decoding_rdms_from_single_trials(miniature, features):
+    """data_rdm=decoding: pairwise LDA accuracy from the single trials (4 per image, so 4 folds),
+    equal to the metric on trials cut from the generator's arrays; decodable around the peak."""
+    import torch
+
+    from neurobench.metrics.decoding import condition_folds, pairwise_decoding_rdms
+
+    runs = build(miniature, features)
+    bench = nb.load_benchmark("cichy2014.meg-rsa", data_rdm="decoding", n_bootstrap=50, n_bootstrap_latency=20)
+    data = bench.temporal_data()
+    trials, labels = reference_trials(runs)
+    expected = pairwise_decoding_rdms(trials, labels, condition_folds(labels, 4), dtype=torch.float64).numpy()
+    got = np.asarray(data.rdms)[0]
+    assert got.shape == expected.shape == (len(data.times), 92 * 91 // 2)
+    assert np.mean(np.abs(got - expected)) < 1e-3  # float32 storage may flip a near-tied trial
+    peak = int(np.argmin(np.abs(data.times - PEAK)))
+    assert got[peak].mean() > 0.9 and abs(got[0].mean() - 0.5) < 0.1
+    result = bench.score_activations(features, seed=0, device=torch.device("cpu"))
+    assert result.metric == "temporal-rsa-spearman-decoding"
+    assert result.provenance["data_rdm"] == "decoding" and result.provenance["decoding"]["folds_used"] == [4]
+    row = result.layers.set_index("layer").loc["5"]
+    assert 0.05 <= row["peak_latency"] <= 0.25  # accuracy saturates near 1 around the peak: an early plateau

@@ -94,7 +94,8 @@ def test_cli_end_to_end_untrained_toporesnet18(tmp_path, capsys):
     board = nb.ResultStore(store).leaderboard()
     assert set(board["benchmark"]) == {"kriegeskorte2008.hit-rsa", "kriegeskorte2008.mit-rsa",
                                        "kriegeskorte2008.hit-trsa", "kriegeskorte2008.mit-trsa",
-                                       "topo.smoothness", "topo.face-selectivity-clusters", "topo.effective-dim"}
+                                       "topo.near-far-similarity", "topo.tdann-face-smoothness", "topo.face-selectivity-clusters",
+                                       "topo.effective-dim"}
     assert all(m.endswith("[untrained]") for m in board["model"])
 
 

@@ -330,3 +330,78 @@ def test_noise_ceiling_formula():
     expected = ncsnr**2 / (ncsnr**2 + (6 / 3 + 3 / 2 + 1 / 1) / 10)
     np.testing.assert_allclose(nsd.noise_ceiling(ncsnr, reps), expected)
     assert nsd.noise_ceiling(np.array([1.0]), np.array([3, 3]))[0] == pytest.approx(0.75)
+
+
+def test_per_target_results_stored_exported_and_mapped(miniature, plugin, tmp_path):
+    """Every layer's per-voxel values go to the store's sidecar; `neurobench export` gives them back
+    as CSV / Parquet equal to the in-memory result, and as NIfTI maps in the func1pt8mm volume with
+    the ROI mask's affine, each voxel at its (i, j, k), plus glass-brain drawings."""
+    build(miniature)
+    store = tmp_path / "s.sqlite"
+    bench = nsd.NSDEncodingBenchmark("v1", alphas=[10.0], n_bootstrap=20)
+    result = nb.score("nsd-tiny", bench, device="cpu", store=store)
+    targets = result.targets
+    assert set(targets["layer"]) == {"0", "1"} and set(targets["subject"]) == set(SUBJECTS)
+    assert {"r", "ceiling", "normalized", "alpha", "usable", "voxel_i", "voxel_j", "voxel_k"} <= set(targets)
+    best = targets[targets["layer"] == result.best_layer].reset_index(drop=True)
+    np.testing.assert_array_equal(best["r"], result.per_target["r"])  # the headline layer's per-target table
+    np.testing.assert_array_equal(best["ceiling"], result.per_target["reliability"])
+
+    side = list((tmp_path / "s.targets").iterdir())
+    assert len(side) == 1 and side[0].suffix == ".parquet"
+    assert main(["export", "--model", "nsd-tiny", "--benchmark", "nsd.v1-encoding", "--format", "csv",
+                 "--out", str(tmp_path / "t.csv"), "--store", str(store)]) == 0
+    back = pd.read_csv(tmp_path / "t.csv", dtype={"layer": str})
+    np.testing.assert_allclose(back["r"], targets["r"], rtol=1e-12)
+    assert list(back.columns) == list(targets.columns)
+    nb.export_targets("nsd-tiny", "nsd.v1-encoding", format="parquet", layer="1", out=tmp_path / "t.parquet",
+                      store=store)
+    pq = pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(pq, targets[targets["layer"] == "1"].reset_index(drop=True))
+
+    files = nb.export_targets("nsd-tiny", "nsd.v1-encoding", format="nifti", plot=True, out=tmp_path / "maps",
+                              store=store)
+    for subject in SUBJECTS:
+        img = nib.load(tmp_path / "maps" / f"nsd-tiny_nsd.v1-encoding_{result.best_layer}_{subject}_r.nii.gz")
+        mask = nib.load(miniature.folder("nsd") / nsd.ROI_MASK.format(subject=subject, family="prf-visualrois"))
+        np.testing.assert_allclose(img.affine, mask.affine)
+        assert img.shape == mask.shape == (X, Y, Z)
+        vol = np.asarray(img.dataobj)
+        rows = best[best["subject"] == subject]
+        ijk = rows[["voxel_i", "voxel_j", "voxel_k"]].to_numpy()
+        np.testing.assert_allclose(vol[tuple(ijk.T)], rows["r"].to_numpy(dtype=np.float32))
+        assert np.isnan(vol).sum() == X * Y * Z - len(rows)
+        labels = np.asarray(mask.dataobj)[tuple(ijk.T)]
+        assert set(labels.tolist()) <= {1, 2}  # V1v, V1d: the voxels sit where the mask puts V1
+    assert sum(p.suffix == ".png" for p in files) == 4 and sum(p.suffix == ".svg" for p in files) == 4
+    assert all(p.stat().st_size > 1000 for p in files if p.suffix in (".png", ".svg"))
+
+
+def test_sidecar_is_atomic_with_the_rows(miniature, plugin, tmp_path, monkeypatch):
+    """A write that fails after the sidecar is in place leaves neither rows nor file; a file left
+    by a crash before the commit is swept when the store is next opened; a changed file is refused."""
+    import sqlite3
+
+    build(miniature)
+    store = ResultStore(tmp_path / "s.sqlite")
+    result = nb.score("nsd-tiny", nsd.NSDEncodingBenchmark("v1", alphas=[10.0], n_bootstrap=0), device="cpu")
+    real = ResultStore._write_targets
+
+    def write_then_fail(self, res, result_id):
+        real(self, res, result_id)
+        raise sqlite3.OperationalError("disk I/O error (simulated)")
+
+    monkeypatch.setattr(ResultStore, "_write_targets", write_then_fail)
+    with pytest.raises(sqlite3.OperationalError):
+        store.add(result)
+    monkeypatch.undo()
+    assert store.rows().empty and not any(store.targets_dir.iterdir())
+    (store.targets_dir / "crashed.parquet").write_bytes(b"left by a crash")
+    (store.targets_dir / ".tmp-x.parquet").write_bytes(b"half")
+    store.add(result)
+    ResultStore(store.path)
+    assert [p.name for p in store.targets_dir.iterdir()] == [f"{store.rows()['result_id'][0]}.parquet"]
+    sidecar = next(store.targets_dir.iterdir())
+    sidecar.write_bytes(sidecar.read_bytes() + b"x")
+    with pytest.raises(nb.errors.ChecksumMismatchError, match="changed after it was stored"):
+        store.targets("nsd-tiny", "nsd.v1-encoding")

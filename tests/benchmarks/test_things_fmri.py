@@ -347,3 +347,40 @@ def test_benchmarks_registered_with_their_files():
             bench = nb.load_benchmark(f"things-fmri.{roi}-{kind}")
             assert bench.data_files == (("things_fmri", "betas_csv.zip"), ("things_images", "images_THINGS.zip"))
     assert nb.load_benchmark("things-fmri.hv4-rsa").comparator == "tau_a"
+
+
+def test_per_target_results_export_and_voxel_grid(miniature, tmp_path):
+    """Store -> export -> read back: every layer's per-voxel values equal the in-memory result; the
+    NIfTI has each voxel at the release's voxel_x/y/z on the 2 mm grid (the table release has no
+    header, so no scanner origin: the map says so in its provenance)."""
+    import nibabel as nib
+
+    Release(miniature)
+    store = tmp_path / "s.sqlite"
+    bench = _bench("things-fmri.loc-encoding", alphas=(3.0,), reduction=None, n_bootstrap=0)
+    res = nb.score("synthetic-oracle", bench, device="cpu", store=store)
+    assert set(res.targets["layer"]) == set(res.layers["layer"]) and len(res.targets) == 3 * 6 * len(res.layers)
+    out = nb.export_targets("synthetic-oracle", "things-fmri.loc-encoding", format="parquet",
+                            out=tmp_path / "t.parquet", store=store)[0]
+    pd.testing.assert_frame_equal(pd.read_parquet(out), res.targets)
+    stored = nb.ResultStore(store).targets("synthetic-oracle", "things-fmri.loc-encoding")
+    assert "no NIfTI header" in stored.space["sub-01"]["source"]
+    nb.export_targets("synthetic-oracle", "things-fmri.loc-encoding", format="nifti", out=tmp_path / "maps",
+                      layer=res.best_layer, store=store)
+    for s in ("01", "02", "03"):
+        vox = pd.read_csv(io.StringIO(rel_csv(miniature, s)))
+        img = nib.load(tmp_path / "maps" / f"synthetic-oracle_things-fmri.loc-encoding_{res.best_layer}_sub-{s}"
+                                             "_normalized.nii.gz")
+        np.testing.assert_allclose(img.affine, np.diag([2.0, 2.0, 2.0, 1.0]))
+        rows = res.targets[(res.targets["subject"] == f"sub-{s}") & (res.targets["layer"] == res.best_layer)]
+        xyz = vox.set_index("voxel_id").loc[rows["voxel_id"], ["voxel_x", "voxel_y", "voxel_z"]].to_numpy()
+        np.testing.assert_allclose(np.asarray(img.dataobj)[tuple(xyz.T)], rows["normalized"].to_numpy(np.float32))
+    with pytest.raises(nb.errors.DataUnavailableError, match="no per-target values"):
+        nb.score("synthetic-oracle", "things-fmri.loc-rsa", device="cpu", store=store)
+        nb.export_targets("synthetic-oracle", "things-fmri.loc-rsa", out=tmp_path / "x.csv", store=store)
+
+
+def rel_csv(miniature, s):
+    with zipfile.ZipFile(miniature.folder("things_fmri") / "betas_csv.zip") as zf:
+        name = next(n for n in zf.namelist() if n.endswith(f"sub-{s}_VoxelMetadata.csv"))
+        return zf.read(name).decode()

@@ -393,3 +393,28 @@ def test_encoding_missing_sensor_group_and_image(enc, miniature):
     bench = pinned(nb.load_benchmark("things-meg.occipital-encoding"))
     with pytest.raises(NeurobenchError, match="no occipital sensors.*groups present: \\['central', 'frontal'"):
         bench.score_activations(acts, seed=0, device=torch.device("cpu"))
+
+
+def test_decoding_rdms_from_the_test_trials(miniature, setup):
+    """data_rdm=decoding: pairwise LDA accuracy of every two test images from their 12 trials (5
+    round-robin folds over repetitions), equal to the metric on the generator's trials."""
+    from neurobench.metrics.decoding import condition_folds, pairwise_decoding_rdms
+
+    truth = build(miniature, setup["5"])
+    bench = nb.load_benchmark("things-meg.occipital-rsa", data_rdm="decoding", n_bootstrap=20,
+                              n_bootstrap_layers=10)
+    data = bench.temporal_data()
+    order = sorted(TEST_IDS)
+    idx = [i for i, n in enumerate(CHANNELS) if n[2] == "O"]
+    for s, (arr, meta) in enumerate(truth.values()):
+        test = (meta["trial_type"] == "test").to_numpy()
+        stems = meta["image_path"][test].str.slice(16, -4).to_numpy()
+        trials = np.concatenate([arr[test][stems == name][:, idx] for name in order])
+        labels = np.repeat(np.arange(len(order)), [int((stems == name).sum()) for name in order])
+        nb_ = trials.shape[-1] // 2
+        binned = trials[..., : 2 * nb_].reshape(len(trials), len(idx), nb_, 2).mean(-1)
+        expected = pairwise_decoding_rdms(binned, labels, condition_folds(labels, 5), dtype=torch.float64).numpy()
+        assert np.mean(np.abs(np.asarray(data.rdms[s]) - expected)) < 1e-3
+    result = bench.score_activations(setup, seed=0, device=torch.device("cpu"))
+    assert result.provenance["data_rdm"] == "decoding" and result.provenance["decoding"]["folds_used"] == [5] * 4
+    assert result.metric.endswith("-decoding") and result.ceiling is not None

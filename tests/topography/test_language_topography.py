@@ -144,7 +144,7 @@ def test_language_benchmarks_run_only_when_named():
 
     _, skipped, _ = _select(None)
     reasons = {s.benchmark: s.reason for s in skipped if s.cause == "by_name_only"}
-    for name in ("language-localizer.topo-smoothness", "language-localizer.topo-selectivity",
+    for name in ("language-localizer.topo-near-far-similarity", "language-localizer.topo-selectivity",
                  "word-classes.topo-noun-verb", "word-classes.topo-concrete-abstract"):
         assert reasons[name] == L.BY_NAME_ONLY
     bench = nb.load_benchmark("language-localizer.topo-selectivity")

@@ -15,7 +15,7 @@ def test_topo_command_writes_figures_and_summary(tmp_path, capsys):
                  "--lesion-random", "5"])
     assert code == 0
     shown = capsys.readouterr().out
-    assert "layer4.1" in shown and "smoothness" in shown
+    assert "layer4.1" in shown and "near_far" in shown
     summary = (out_dir / "summary.md").read_text()
     assert "[untrained]" in summary and "Skipped (no sheet positions): fc" in summary
     assert (out_dir / "figures" / "tmaps_layer4-1.png").stat().st_size > 1000
@@ -26,19 +26,19 @@ def test_topo_command_writes_figures_and_summary(tmp_path, capsys):
 def test_topo_benchmarks_store_like_any_other(tmp_path):
     store = nb.ResultStore(tmp_path / "s.sqlite")
     adapter = nb.load_model("toporesnet18", weights="random")
-    res = nb.score(adapter, "topo.smoothness", layers=["layer4.1", "fc"], device="cpu", store=store)
+    res = nb.score(adapter, "topo.near-far-similarity", layers=["layer4.1", "fc"], device="cpu", store=store)
     assert adapter.readout is None  # the benchmark's mean-pooling read-out does not leak
     assert list(res.layers["layer"]) == ["layer4.1"] and res.ceiling is None
     assert "skipped ['fc']" in res.selection
     res = nb.score(adapter, "topo.effective-dim", layers=["layer4.1"], device="cpu", store=store)
     assert res.layers["ci_low"].item() <= res.raw <= res.layers["ci_high"].item()
     board = store.leaderboard()
-    assert set(board["benchmark"]) == {"topo.smoothness", "topo.effective-dim"}
+    assert set(board["benchmark"]) == {"topo.near-far-similarity", "topo.effective-dim"}
 
 
 def test_shuffled_positions_control_is_its_own_leaderboard_entry(tmp_path):
     store = tmp_path / "s.sqlite"
-    args = ["score", "--model", "toporesnet18", "--weights", "random", "--benchmark", "topo.smoothness",
+    args = ["score", "--model", "toporesnet18", "--weights", "random", "--benchmark", "topo.near-far-similarity",
             "--layers", "layer4.1", "--store", str(store), "--quiet"]
     assert main(args) == 0
     assert main(args + ["--positions", "shuffled"]) == 0

@@ -415,7 +415,7 @@ def test_topo_report_scores_sheet_layers_and_skips_the_rest(tmp_path, layers):
     path, res = topo_report(Fake(), Stimuli(), tmp_path, labels="face", n_perm=20, n_boot=20)
     assert [r.layer for r in res] == ["sheet"]
     row = res[0].row()
-    assert row["smoothness"] > 0.5 and abs(row["smoothness_shuffled"]) < 0.1
+    assert row["near_far_similarity"] > 0.5 and abs(row["near_far_similarity_shuffled"]) < 0.1
     assert row["face_morans_i"] > 0.5
     text = path.read_text()
     assert "Skipped (no sheet positions): head." in text
@@ -438,15 +438,19 @@ def test_topo_benchmarks_score_sheet_layers(layers):
 
     acts = {"sheet": layers["smooth"], "head": layers["noise"][:, :10]}
     raws = {}
-    for factory in (topo.topo_smoothness, topo.topo_face_clusters, topo.topo_effective_dim):
+    for factory in (topo.topo_near_far_similarity, topo.topo_tdann_face_smoothness, topo.topo_face_clusters,
+                    topo.topo_effective_dim):
         bench = factory()
         bench._adapter, bench._stimuli = Adapter(), Stimuli()
         res = bench.score_activations(acts, seed=0, device="cpu")
         raws[bench.identifier] = res
-    assert raws["topo.smoothness"].raw > 0.5 and "skipped ['head']" in raws["topo.smoothness"].selection
+    near_far = raws["topo.near-far-similarity"]
+    assert near_far.raw > 0.5 and "skipped ['head']" in near_far.selection
+    tdann = raws["topo.tdann-face-smoothness"]
+    assert tdann.raw > 0.5 and abs(tdann.layers["chance"].item()) < 0.3 and tdann.metric == "topo-tdann-smoothness"
     assert raws["topo.face-selectivity-clusters"].raw > 0.5
     assert len(raws["topo.effective-dim"].layers) == 2 and raws["topo.effective-dim"].ceiling is None
-    bench = topo.topo_smoothness()
+    bench = topo.topo_near_far_similarity()
     bench._adapter, bench._stimuli = Adapter(), Stimuli()
     with pytest.raises(NoSheetPositionsError, match="shuffled-positions"):
         bench.score_activations({"head": acts["head"]}, seed=0, device="cpu")
@@ -480,3 +484,50 @@ def test_lesion_brain_score_drops_when_the_carrying_patch_is_silenced():
     assert res.n_silenced >= 5 and res.patch_drop > 0.3
     assert res.random_drop < res.patch_drop / 3 and res.p_value <= 0.05
     assert bench.n_bootstrap == 10
+
+
+# --------------------------------------------------------------------------- TDANN's smoothness
+def test_tdann_smoothness_formula_on_hand_computed_curves():
+    """(max(curve) - curve[0]) / max(curve), cut at the first NaN; flat curves score 1 (TDANN)."""
+    from neurobench.topography import tdann_smoothness
+
+    assert tdann_smoothness([0.5, 1.0, 2.0, 1.5]) == pytest.approx((2.0 - 0.5) / 2.0)  # 0.75
+    assert tdann_smoothness([0.2, 0.4, np.nan, 9.0]) == pytest.approx((0.4 - 0.2) / 0.4)  # 0.5: cut at NaN
+    assert tdann_smoothness([1.0, 1.0, 1.0]) == 1.0  # ptp 0: TDANN returns 1
+    assert tdann_smoothness([3.0, 2.0, 1.0]) == 0.0  # the first bin is the maximum
+    with pytest.raises(InvalidInputError, match="first bin"):
+        tdann_smoothness([np.nan, 1.0])
+
+
+def test_tdann_category_smoothness_curve_matches_direct_computation(layers):
+    """The curve is mean |t_i - t_j| per half-open distance bin (edges from np.histogram_bin_edges),
+    t = TDANN's unpooled t; with all units in one sample it is exact."""
+    from neurobench.topography import tdann_category_smoothness, tdann_smoothness
+
+    x = layers["smooth"]
+    face = CATS == "face"
+    res = tdann_category_smoothness(x, face, POS, n_bins=8, seed=1)
+    on, off = x[face], x[~face]
+    t = (on.mean(0) - off.mean(0)) / np.sqrt(on.var(0) / len(on) + off.var(0) / len(off))
+    i, j = np.tril_indices(x.shape[1], -1)
+    d = np.linalg.norm(POS[i] - POS[j], axis=1)
+    diff = np.abs(t[i] - t[j])
+    edges = np.histogram_bin_edges(d, bins=8)
+    curve = [diff[(d >= a) & (d < b)].mean() if ((d >= a) & (d < b)).any() else np.nan
+             for a, b in zip(edges[:-1], edges[1:])]
+    np.testing.assert_allclose(res.curves[0], curve, atol=1e-12)
+    assert res.n_samples == 1 and res.smoothness == pytest.approx(tdann_smoothness(curve))
+    assert res.smoothness > 0.5 and abs(res.chance) < 0.3
+    shuffled = tdann_category_smoothness(layers["shuffled"], face, POS, n_bins=8, seed=1)
+    assert shuffled.smoothness < res.smoothness
+    sampled = tdann_category_smoothness(x, face, POS, n_bins=8, sample_size=60, n_samples=20, seed=1)
+    assert sampled.curves.shape == (20, 8) and sampled.sample_size == 60
+
+
+def test_old_smoothness_id_is_refused_with_the_new_name():
+    import neurobench as nb
+    from neurobench.errors import RenamedError
+
+    with pytest.raises(RenamedError, match="'topo.smoothness' was renamed 'topo.near-far-similarity'"):
+        nb.load_benchmark("topo.smoothness")
+    assert "topo.smoothness" not in nb.registry.benchmarks.names()
