@@ -86,3 +86,8 @@ class NoSheetPositionsError(NeurobenchError):
 
 class InvalidOptionError(NeurobenchError, ValueError):
     """A benchmark option the kind does not declare, or a value it does not accept."""
+
+
+class StoreError(NeurobenchError):
+    """The results store cannot be used: a folder or unwritable path, a corrupt file, another
+    program's database. Raised when the store is opened, before any scoring work."""

@@ -2,23 +2,35 @@
 
 Concurrent writers (two `neurobench score` processes) are safe: WAL journal, a generous busy
 timeout and one IMMEDIATE transaction per result, so either all of a result's rows land or none.
+
+A store is checked when it is opened, which the API does before any scoring work: a folder, a
+file that is not an SQLite database (or a corrupt one), another program's SQLite database (it is
+only read, never written: neurobench's own stores carry the SQLite application id 'NBRS' or
+neurobench's tables) and a store neurobench cannot write (permissions, a read-only file system:
+checked with a write that is rolled back) each raise `StoreError` saying what to do. A store
+opened with `writable=False` (the leaderboard) is only read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sqlite3
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
 from . import paths
-from .errors import NeurobenchError
+from .errors import StoreError
 from .result import ScoreResult
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = int.from_bytes(b"NBRS", "big")  # SQLite header field: "this file is a neurobench results store"
+_TABLES = {"meta", "scores"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,26 +67,128 @@ def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+_FIX = "give another --store path"
+
+
 class ResultStore:
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
+    """The results store at `path` (default `$NEUROBENCH_HOME/results.sqlite`), checked on opening
+    (module docstring). `writable=False` only reads: a missing store reads as empty."""
+
+    def __init__(self, path: str | Path | None = None, writable: bool = True):
+        self.path = Path(path).expanduser() if path is not None else default_store_path()
+        self.writable = writable
+        self._absent = False
+        if self.path.is_dir() or (self.path.exists() and not self.path.is_file()):
+            raise StoreError(f"results store {self.path} is a folder, not a file; {_FIX} naming a file, e.g. "
+                             f"--store {self.path / 'results.sqlite'}")
+        if self.path.exists():
+            self._inspect()
+        elif not writable:
+            self._absent = True
+            return
+        if writable:
+            self._initialise()
+
+    # ------------------------------------------------------------------ opening
+
+    def _inspect(self) -> None:
+        """Read (never write) an existing file: an SQLite database of neurobench's, at our schema."""
+        try:
+            con = self._read_only()
+        except sqlite3.Error as exc:
+            raise StoreError(f"results store {self.path} cannot be opened for reading ({exc}); check its permissions "
+                             f"or {_FIX}") from None
+        try:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                      if not r[0].startswith("sqlite_")}
+            ours = _TABLES <= tables and app_id in (0, APPLICATION_ID)
+            version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if ours else None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"results store {self.path} is not a readable SQLite database ({exc}): a corrupt store or another "
+                f"kind of file. neurobench left it as it is; move it aside or {_FIX}") from None
+        finally:
+            con.close()
+        if (tables or app_id) and (not ours or version is None):
+            shown = ", ".join(sorted(tables)[:6]) or "none"
+            raise StoreError(
+                f"{self.path} is another program's SQLite database (application id {app_id:#x}, tables: {shown}), not a "
+                f"neurobench results store; neurobench did not touch it: {_FIX}")
+        if version is not None and int(version[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"results store {self.path} has schema version {version[0]}, this neurobench reads {SCHEMA_VERSION}; "
+                "use another --store path or upgrade neurobench")
+
+    def _initialise(self) -> None:
+        """Create the folder, the schema and the application id; prove the store writable with a
+        write that is rolled back, so that a result is never computed for a store that cannot take it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of results store {self.path} ({exc.strerror}); {_FIX}") from None
+        try:
+            con = self._connect()
+            try:
+                con.executescript(_SCHEMA)
+                if con.execute("PRAGMA application_id").fetchone()[0] == 0:
+                    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise NeurobenchError(
-                    f"results store {self.path} has schema version {row[0]}, this neurobench reads {SCHEMA_VERSION}; "
-                    "use another --store path or upgrade neurobench"
-                )
+                con.execute("BEGIN IMMEDIATE")
+                con.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+                con.execute("ROLLBACK")
+            finally:
+                con.close()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(self._unwritable(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"results store {self.path} is corrupt ({exc}); move it aside or {_FIX}") from None
+
+    def _unwritable(self, exc: Exception) -> str:
+        text = str(exc)
+        if not self.path.exists():
+            return (f"cannot create results store {self.path} ({text}): its folder {self.path.parent} is not writable; "
+                    f"make it writable or {_FIX}")
+        if "readonly" in text or "read-only" in text or not os.access(self.path.parent, os.W_OK) or (
+                self.path.exists() and not os.access(self.path, os.W_OK)):
+            return (f"results store {self.path} is read-only ({text}): neurobench checks this before scoring so that "
+                    f"no result is lost; make it and its folder writable (chmod u+w) or {_FIX}")
+        return f"results store {self.path} cannot be written ({text}); {_FIX}"
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write. A WAL store in a folder nobody may write to cannot get
+        its shared-memory file, so it is then read as an immutable file (nothing can be writing it)."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        con = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.OperationalError as exc:
+            con.close()
+            if "unable to open" not in str(exc):
+                raise
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=120, isolation_level=None)
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.writable:
+            return self._read_only()
         con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=120000")
         return con
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """A connection for a query; SQLite errors become StoreError."""
+        try:
+            con = self._connect()
+            try:
+                yield con
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read results store {self.path} ({exc}); if it is corrupt, move it aside or "
+                             f"{_FIX}") from None
 
     def add(self, result: ScoreResult, run_id: str | None = None) -> str:
         """Store every layer row of a result in one transaction; returns the run id."""
@@ -100,29 +214,40 @@ class ResultStore:
             prov.get("seed"), prov.get("device"), prov.get("duration_s"), prov.get("timestamp", ""),
             json.dumps(prov, sort_keys=True, default=str),
         ))
-        con = self._connect()
+        if not self.writable:
+            raise StoreError(f"results store {self.path} was opened read-only; open it with writable=True to add results")
         try:
-            con.execute("BEGIN IMMEDIATE")
-            con.executemany(
-                "INSERT INTO scores (run_id, result_id, model, trained, weights_sha256, benchmark, layer, row_kind, is_best, raw,"
-                " ci_low, ci_high, ceiling, normalized, metric, selection, ceiling_note, neurobench_version,"
-                " data_hashes, seed, device, duration_s, timestamp, provenance)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
+            con = self._connect()
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany(
+                    "INSERT INTO scores (run_id, result_id, model, trained, weights_sha256, benchmark, layer, row_kind,"
+                    " is_best, raw, ci_low, ci_high, ceiling, normalized, metric, selection, ceiling_note,"
+                    " neurobench_version, data_hashes, seed, device, duration_s, timestamp, provenance)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._unwritable(exc) if isinstance(exc, sqlite3.OperationalError) else exc}; the result "
+                             f"of {result.model_display} on {result.benchmark} was not stored") from None
         return run_id
 
     def rows(self) -> pd.DataFrame:
-        with self._connect() as con:
+        if self._absent:
+            return pd.DataFrame(columns=_columns())
+        with self._reading() as con:
             return pd.read_sql_query("SELECT * FROM scores ORDER BY id", con)
 
     def leaderboard(self) -> pd.DataFrame:
         """Latest headline per (model, weights, benchmark): best layer, raw, CI, ceiling, normalised."""
-        with self._connect() as con:
+        if self._absent:
+            return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+        with self._reading() as con:
             frame = pd.read_sql_query(
                 "SELECT s.* FROM scores s JOIN (SELECT model, weights_sha256, benchmark, MAX(id) AS id FROM scores"
                  " WHERE row_kind = 'headline' GROUP BY model, weights_sha256, benchmark) latest ON s.id = latest.id"
@@ -133,6 +258,35 @@ class ResultStore:
         return frame[LEADERBOARD_COLUMNS].reset_index(drop=True)
 
     def export_csv(self, path: str | Path) -> Path:
-        path = Path(path)
-        self.leaderboard().to_csv(path, index=False)
+        """Write the leaderboard as CSV to `path` (checked first: `check_export_path`)."""
+        path = check_export_path(path)
+        board = self.leaderboard()
+        try:
+            board.to_csv(path, index=False)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path} ({exc.strerror or exc}); give another --export path") from None
         return path
+
+
+def _columns() -> list[str]:
+    """The columns of the scores table, in order."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(_SCHEMA)
+        return [r[1] for r in con.execute("PRAGMA table_info(scores)")]
+    finally:
+        con.close()
+
+
+def check_export_path(path: str | Path) -> Path:
+    """A path a CSV can be written to: not a folder, in an existing folder neurobench can write;
+    StoreError saying what to do otherwise (checked before anything is computed or read)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise StoreError(f"--export {path} is a folder; give a file name, e.g. --export {path / 'leaderboard.csv'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(f"--export {path}: the folder {folder} does not exist; create it or give another path")
+    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK):
+        raise StoreError(f"--export {path} is not writable (permissions); give a path in a folder you can write")
+    return path
