@@ -95,9 +95,11 @@ class ResultStore:
         """Read (never write) an existing file: an SQLite database of neurobench's, at our schema."""
         try:
             con = self._read_only()
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
             raise StoreError(f"results store {self.path} cannot be opened for reading ({exc}); check its permissions "
                              f"or {_FIX}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._not_a_database(exc)) from None
         try:
             app_id = con.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -105,9 +107,7 @@ class ResultStore:
             ours = _TABLES <= tables and app_id in (0, APPLICATION_ID)
             version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if ours else None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"results store {self.path} is not a readable SQLite database ({exc}): a corrupt store or another "
-                f"kind of file. neurobench left it as it is; move it aside or {_FIX}") from None
+            raise StoreError(self._not_a_database(exc)) from None
         finally:
             con.close()
         if (tables or app_id) and (not ours or version is None):
@@ -119,6 +119,10 @@ class ResultStore:
             raise StoreError(
                 f"results store {self.path} has schema version {version[0]}, this neurobench reads {SCHEMA_VERSION}; "
                 "use another --store path or upgrade neurobench")
+
+    def _not_a_database(self, exc: Exception) -> str:
+        return (f"results store {self.path} is not a readable SQLite database ({exc}): a corrupt store or another "
+                f"kind of file. neurobench left it as it is; move it aside or {_FIX}")
 
     def _initialise(self) -> None:
         """Create the folder, the schema and the application id; prove the store writable with a

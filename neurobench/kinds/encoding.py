@@ -14,7 +14,8 @@ together, so they cover the uncertainty of generalising to new stimuli.
 At the boundary: activations are checked (`check_activations`: one finite row per stimulus, at
 least one unit), splits are put in the responses' order by stimulus id (`Splits.aligned_to`),
 responses whose magnitude would overflow are rescaled by an exact power of two (r, ceilings and
-normalised scores do not depend on it; `cv_score` is reported in the original units), and when
+normalised scores do not depend on it; `cv_score`, minus the inner-CV MSE, is then in the rescaled
+units, as `provenance["response_rescaling"]` says), and when
 no target can be scored (constant targets, unusable ceilings, constant predictions) the error
 says which; a layer's NaN score always has a NaN interval.
 """
@@ -225,7 +226,7 @@ def score_encoding(
         rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
                      "ceiling": ceiling_median, "normalized": ns.score,
                      "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
-                     "cv_score": _cv_score(res.cv_scores, y_factor),
+                     "cv_score": _cv_score(res.cv_scores),
                      "n_used": int(ns.usable.sum()), "n_constant": res.n_constant})
     table = pd.DataFrame(rows)
     _check_scorable(table, norm, activations, n_targets, n_unusable, what)
@@ -245,7 +246,9 @@ def score_encoding(
                     {"kind": records[best][0].kind, "seed": records[best][0].seed},
                     "ridge": records[best][1], "ceiling": ceiling_record,
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
-                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
+                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test),
+                    **({"response_rescaling": f"responses multiplied by 2^{int(np.log2(y_factor))} (exact) against "
+                                              "overflow; cv_score is in these units"} if y_factor != 1.0 else {})},
         bootstrap=boot or None,
         layer_targets=frames if keep_layer_targets else None,
     )
@@ -263,11 +266,10 @@ def _nan_max_abs(a: np.ndarray) -> float:
     return max_abs(a[finite]) if not finite.all() else max_abs(a)
 
 
-def _cv_score(cv_scores: np.ndarray, y_factor: float) -> float:
-    """Median over targets of the inner-CV score (minus the MSE), in the responses' own units."""
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(cv_scores)
-        return float(np.median(cv_scores[finite]) / y_factor**2) if finite.any() else float("nan")
+def _cv_score(cv_scores: np.ndarray) -> float:
+    """Median over targets of the inner-CV score (minus the MSE)."""
+    finite = np.isfinite(cv_scores)
+    return float(np.median(cv_scores[finite])) if finite.any() else float("nan")
 
 
 def _check_scorable(table: pd.DataFrame, norm: dict, activations, n_targets: int, n_unusable: int,
