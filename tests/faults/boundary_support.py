@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 
 from neurobench.cli import main
-from neurobench.registry import benchmarks, models, plugin_errors
+from neurobench.registry import benchmarks, load_plugin, models, plugin_errors
 
 PLUGIN = Path(__file__).with_name("boundary_plugin.py")
 
@@ -46,3 +46,9 @@ def typed_error(rc: int, err: str, *phrases: str) -> str:
     for phrase in phrases:
         assert phrase in lines[0], f"{phrase!r} not in {lines[0]!r}"
     return lines[0]
+
+
+def load() -> None:
+    """Register the fault plugin's models and benchmarks (inside `undo_registrations`)."""
+    problem = load_plugin(str(PLUGIN))
+    assert problem is None, problem

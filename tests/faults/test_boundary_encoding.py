@@ -10,7 +10,7 @@ import neurobench as nb
 from neurobench.errors import InvalidInputError
 from neurobench.kinds.encoding import EncodingBenchmark, score_encoding
 
-from . import boundary_plugin as bp
+from . import boundary_data as bp
 from .boundary_support import cli, typed_error, undo_registrations
 
 
@@ -70,7 +70,8 @@ def test_a_plain_array_assembly_names_the_expected_dims_and_coordinate(capsys, t
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_activations_near_1e20_score_as_the_same_fit_in_their_units(dtype):
     """Ridge is scale-equivariant: features x c with penalties x c^2 is the same fit. At c = 1e20
-    the float32 Gram matrix overflows (it used to score 0, or fail in eigh); now it is rescaled exactly."""
+    the float32 Gram matrix overflows (it used to score 0, or fail in eigh); now it is rescaled exactly.
+    (float64 held before: a regression check.)"""
     x, data, ids = _problem(2)
     common = {**COMMON, "dtype": dtype}
     ref = score_encoding({"l": x}, data, ids, ids, **common)

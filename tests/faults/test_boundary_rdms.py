@@ -15,8 +15,8 @@ import neurobench as nb
 from neurobench.errors import InvalidInputError
 from neurobench.kinds.rsa import RSABenchmark
 
-from . import boundary_plugin as bp
-from .boundary_support import cli, typed_error, undo_registrations
+from . import boundary_data as bp
+from .boundary_support import cli, load, typed_error, undo_registrations
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +81,7 @@ def test_similarity_is_converted_only_when_the_option_says_so(capsys, tmp_path):
 
 
 def test_negative_dissimilarities_are_scored_when_declared_cross_validated():
+    load()
     res = nb.score("fault-net", "fault.negative-rsa", device="cpu", options={"allow_negative": True})
     assert np.isfinite(res.raw)
 

@@ -14,7 +14,7 @@ from neurobench.errors import AlignmentError, InvalidOptionError
 from neurobench.kinds.encoding import score_encoding
 from neurobench.metrics.splits import Splits, fixed_split, kfold_splits
 
-from . import boundary_plugin as bp
+from . import boundary_data as bp
 from .boundary_support import cli, typed_error, undo_registrations
 
 
@@ -67,7 +67,7 @@ def test_a_positional_split_given_to_a_benchmark_is_refused(capsys, tmp_path):
                         "--store", str(tmp_path / "s.sqlite"), "--device", "cpu", "--quiet")
     typed_error(rc, err, "option splits", "without stimulus ids", "fixed_split(mask, ids=")
     with pytest.raises(InvalidOptionError, match="without stimulus ids"):
-        nb.EncodingBenchmark("api.enc", "", (), bp.stimuli, bp._assembly, splits=fixed_split(np.arange(bp.N) < 18))
+        nb.EncodingBenchmark("api.enc", "", (), bp.stimuli, bp.assembly, splits=fixed_split(np.arange(bp.N) < 18))
 
 
 def test_a_split_for_other_stimuli_is_an_alignment_error():

@@ -11,7 +11,7 @@ import torch
 
 import neurobench as nb
 from neurobench import api
-from neurobench.errors import InvalidInputError, NeurobenchError, StoreError
+from neurobench.errors import InvalidInputError, StoreError
 
 from .boundary_support import cli, typed_error, undo_registrations
 
@@ -117,8 +117,3 @@ def test_export_to_an_unwritable_path(capsys, tmp_path):
             subprocess.run(["chattr", "-i", str(folder)], check=False, capture_output=True)
         else:
             folder.chmod(0o755)
-
-
-def test_errors_are_neurobench_errors():
-    """What the CLI turns into exit code 2."""
-    assert issubclass(StoreError, NeurobenchError) and issubclass(InvalidInputError, NeurobenchError)

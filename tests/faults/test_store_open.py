@@ -17,7 +17,7 @@ import neurobench as nb
 from neurobench.errors import StoreError
 from neurobench.store import ResultStore
 
-from .boundary_support import cli, typed_error, undo_registrations
+from .boundary_support import cli, load, typed_error, undo_registrations
 
 
 @pytest.fixture(autouse=True)
@@ -66,20 +66,12 @@ def _digest(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
-def _load_plugin():
-    from neurobench.registry import load_plugin
-
-    from .boundary_support import PLUGIN
-
-    assert load_plugin(str(PLUGIN)) is None
-
-
 def test_a_folder_as_store(capsys, tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
     rc, _out, err = _score(capsys, folder)
     typed_error(rc, err, "is a folder", "results.sqlite")
-    _load_plugin()
+    load()
     assert "is a folder" in _api(folder)
     assert list(folder.iterdir()) == []
 
@@ -108,7 +100,7 @@ def test_another_programs_database_is_refused_untouched(capsys, tmp_path):
     typed_error(rc, err, "another program's SQLite database", "tables: users", "did not touch it")
     rc, _out, err = cli(capsys, "leaderboard", "--store", str(store), plugin=False)
     typed_error(rc, err, "another program's SQLite database")
-    _load_plugin()
+    load()
     assert "another program's" in _api(store)
     assert _digest(store) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite"]  # no journal or WAL left either
@@ -123,7 +115,7 @@ def test_a_read_only_store_is_refused_before_scoring_and_still_readable(capsys, 
         rc, _out, err = _score(capsys, store)
         typed_error(rc, err, "read-only", "before scoring", "--store")
         assert "forward pass" not in err
-        _load_plugin()
+        load()
         assert "read-only" in _api(store)
         board = ResultStore(store, writable=False).leaderboard()  # reading needs no write access
         assert board.empty
@@ -142,7 +134,7 @@ def test_a_store_in_a_folder_that_cannot_be_written(capsys, tmp_path):
 
 def test_a_store_that_fails_after_scoring_keeps_the_scores(tmp_path, monkeypatch, neurobench_home):
     """The store was checked, then failed at the end (a full disk): the error says where the scores are."""
-    _load_plugin()
+    load()
     calls = {"n": 0}
     connect = ResultStore._connect
 
@@ -159,3 +151,16 @@ def test_a_store_that_fails_after_scoring_keeps_the_scores(tmp_path, monkeypatch
     assert kept.is_file() and kept.is_relative_to(neurobench_home)
     frame = pd.read_csv(kept)
     assert set(frame["layer"].astype(str)) == {"1", "3"} and frame["headline_raw"].notna().all()
+
+
+def test_a_store_of_another_schema_version(capsys, tmp_path):
+    """Regression (held before): a store written by another neurobench version is refused, not mixed."""
+    store = tmp_path / "r.sqlite"
+    ResultStore(store)
+    with sqlite3.connect(store) as con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    rc, _out, err = _score(capsys, store)
+    typed_error(rc, err, "schema version 99", "upgrade neurobench")
+    rc, _out, err = cli(capsys, "leaderboard", "--store", str(store), plugin=False)
+    typed_error(rc, err, "schema version 99")
