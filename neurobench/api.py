@@ -272,15 +272,16 @@ def score_many(
     `positions='shuffled'` scores the shuffled-positions control of the model.
     Errors: a named benchmark that fails raises; in the default selection a failure is recorded
     (`ScoreRun.failures`, `on_failure`) and the run goes on. `on_result` is called with each
-    result once it is stored. Before anything is read or computed, the run's parameters are
-    checked (`check_run_parameters`) and the store is opened and proved writable (`StoreError`).
+    result once it is stored. Before anything is computed, the run's parameters are checked
+    (`check_run_parameters`), then the options, then the store is opened and proved writable
+    (`StoreError`): all before the model is loaded.
     """
     run_params = check_run_parameters(device, batch_size, seed, memory_budget)
     if not isinstance(model, Adapter):
         _model_entry(model)  # a misspelt model fails before the selection reads any data
-    target = _result_store(store)  # an unusable store fails before any work, not after it
     chosen, skipped, failures = _select(benchmarks)
     _configure(chosen, options, option_text)
+    target = _result_store(store)  # an unusable store fails before the model is loaded, not after the work
     name = model if isinstance(model, str) else model.identifier
     run = ScoreRun(run_id=uuid.uuid4().hex, model=name, model_display=name, skipped=skipped,
                    store=target.path if target is not None else None)
