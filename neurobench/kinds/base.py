@@ -205,10 +205,14 @@ def check_activations(activations: Mapping[str, Any], ids: Sequence, what: str =
         step = max(1, _CHECK_ROWS_BYTES // max(1, shape[1] * 8))
         for r0 in range(0, shape[0], step):
             block = acts[r0:r0 + step]
-            bad = ~torch.isfinite(block) if isinstance(block, torch.Tensor) else ~np.isfinite(np.asarray(block))
-            if bad.any():
-                rows, cols = (np.asarray(x.cpu()) if isinstance(x, torch.Tensor) else x for x in bad.nonzero())
-                r, c = int(rows[0]), int(cols[0])
+            if isinstance(block, torch.Tensor):
+                bad = ~torch.isfinite(block)
+                found = bad.nonzero(as_tuple=True) if bool(bad.any()) else None
+            else:
+                bad = ~np.isfinite(np.asarray(block))
+                found = bad.nonzero() if bad.any() else None
+            if found is not None:
+                r, c = int(found[0][0]), int(found[1][0])
                 value = float(block[r, c])
                 kind = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
                 raise InvalidInputError(

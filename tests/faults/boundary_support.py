@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from neurobench.cli import main
 from neurobench.registry import benchmarks, load_plugin, models, plugin_errors
@@ -26,6 +30,13 @@ def undo_registrations():
             benchmarks.remove(name)
         plugin_errors.clear()
         plugin_errors.update(errors)
+
+
+@pytest.fixture(autouse=True)
+def clean_registrations():
+    """Autouse in every module that imports it: each test's registrations are undone."""
+    with undo_registrations():
+        yield
 
 
 def cli(capsys, *argv: str, plugin: bool = True) -> tuple[int, str, str]:
@@ -52,3 +63,27 @@ def load() -> None:
     """Register the fault plugin's models and benchmarks (inside `undo_registrations`)."""
     problem = load_plugin(str(PLUGIN))
     assert problem is None, problem
+
+
+@contextlib.contextmanager
+def read_only(*paths: Path):
+    """Make files and folders read-only for this process: chmod for a user; for root, which
+    permissions do not stop, the immutable attribute (chattr +i), undone afterwards."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in paths}
+        for p in paths:
+            p.chmod(p.stat().st_mode & ~0o222)
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    try:
+        subprocess.run(["chattr", "+i", *map(str, paths)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"running as root, whom permissions do not stop, and chattr +i is not available here ({exc})")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, paths)], check=False, capture_output=True)

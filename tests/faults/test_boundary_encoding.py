@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import neurobench as nb
 from neurobench.errors import InvalidInputError
 from neurobench.kinds.encoding import EncodingBenchmark, score_encoding
 
 from . import boundary_data as bp
-from .boundary_support import cli, typed_error, undo_registrations
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    with undo_registrations():
-        yield
+from .boundary_support import clean_registrations, cli, typed_error  # noqa: F401 (autouse)
 
 
 def _problem(seed=0, n=40, t=6):
@@ -112,3 +107,5 @@ def test_non_finite_activations_name_the_layer_and_the_stimulus(capsys, tmp_path
     x[7, 2] = -np.inf
     with pytest.raises(InvalidInputError, match="layer 'l' has non-finite activations: -inf for stimulus 's07'"):
         score_encoding({"l": x}, data, ids, ids, **COMMON)
+    with pytest.raises(InvalidInputError, match="layer 't' has non-finite activations: -inf for stimulus 's07'"):
+        score_encoding({"t": torch.as_tensor(x)}, data, ids, ids, **COMMON)  # tensors are checked alike

@@ -16,14 +16,7 @@ from neurobench.errors import InvalidInputError
 from neurobench.kinds.rsa import RSABenchmark
 
 from . import boundary_data as bp
-from .boundary_support import cli, load, typed_error, undo_registrations
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    with undo_registrations():
-        yield
-
+from .boundary_support import clean_registrations, cli, load, typed_error  # noqa: F401 (autouse)
 
 # (benchmark case, phrases the one-line error must hold)
 RDM_FAULTS = [

@@ -15,13 +15,7 @@ from neurobench.kinds.encoding import score_encoding
 from neurobench.metrics.splits import Splits, fixed_split, kfold_splits
 
 from . import boundary_data as bp
-from .boundary_support import cli, typed_error, undo_registrations
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    with undo_registrations():
-        yield
+from .boundary_support import clean_registrations, cli, typed_error  # noqa: F401 (autouse)
 
 
 def _problem(seed=0, n=40):

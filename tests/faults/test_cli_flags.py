@@ -3,9 +3,6 @@ typed error (exit code 2, one line saying what to do), checked before any model 
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 import torch
 
@@ -13,13 +10,7 @@ import neurobench as nb
 from neurobench import api
 from neurobench.errors import InvalidInputError, StoreError
 
-from .boundary_support import cli, typed_error, undo_registrations
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    with undo_registrations():
-        yield
+from .boundary_support import clean_registrations, cli, read_only, typed_error  # noqa: F401 (autouse)
 
 
 @pytest.fixture
@@ -100,20 +91,8 @@ def test_export_to_a_folder_or_a_missing_folder(capsys, tmp_path):
 def test_export_to_an_unwritable_path(capsys, tmp_path):
     folder = tmp_path / "locked"
     folder.mkdir()
-    if os.geteuid() == 0:
-        try:
-            subprocess.run(["chattr", "+i", str(folder)], check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            pytest.skip(f"running as root, whom permissions do not stop, and chattr +i is not available ({exc})")
-    else:
-        folder.chmod(0o555)
-    try:
+    with read_only(folder):
         rc, _out, err = cli(capsys, "leaderboard", "--store", str(tmp_path / "s.sqlite"), "--export",
                             str(folder / "lb.csv"), plugin=False)
         typed_error(rc, err, "lb.csv")
-        assert not (folder / "lb.csv").exists()
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(folder)], check=False, capture_output=True)
-        else:
-            folder.chmod(0o755)
+    assert not (folder / "lb.csv").exists()

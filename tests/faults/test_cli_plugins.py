@@ -7,13 +7,7 @@ import pytest
 
 from neurobench.registry import load_plugin, plugin_errors
 
-from .boundary_support import PLUGIN, cli, typed_error, undo_registrations
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    with undo_registrations():
-        yield
+from .boundary_support import PLUGIN, clean_registrations, cli, typed_error  # noqa: F401 (autouse)
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ scoring work, with a typed error saying what to do; another program's database i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -17,37 +15,7 @@ import neurobench as nb
 from neurobench.errors import StoreError
 from neurobench.store import ResultStore
 
-from .boundary_support import cli, load, typed_error, undo_registrations
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    with undo_registrations():
-        yield
-
-
-@contextlib.contextmanager
-def read_only(*paths: Path):
-    """Make files and folders read-only for this process: chmod for a user; for root, which
-    permissions do not stop, the immutable attribute (chattr +i), undone afterwards."""
-    if os.geteuid() != 0:
-        modes = {p: p.stat().st_mode for p in paths}
-        for p in paths:
-            p.chmod(p.stat().st_mode & ~0o222)
-        try:
-            yield
-        finally:
-            for p, mode in modes.items():
-                p.chmod(mode)
-        return
-    try:
-        subprocess.run(["chattr", "+i", *map(str, paths)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"running as root, whom permissions do not stop, and chattr +i is not available here ({exc})")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", *map(str, paths)], check=False, capture_output=True)
+from .boundary_support import clean_registrations, cli, load, read_only, typed_error  # noqa: F401 (autouse)
 
 
 def _score(capsys, store: Path):
