@@ -107,6 +107,10 @@ class RSABenchmark(Benchmark):
             ids, rdms, note = self._load_data()
             self.stimuli().check_aligned(ids, what=f"{self.identifier} data RDMs")
             rdms = rdms if isinstance(rdms, torch.Tensor) else np.asarray(rdms)
+            n = len(ids)
+            if rdms.ndim == 2 and tuple(rdms.shape) == (n, n) and n != n * (n - 1) // 2:
+                raise InvalidInputError(f"{self.identifier}: the data is one square RDM ({n} x {n}); give it a subject "
+                                        "axis (rdms[None]): data RDMs are (subjects, n, n) or (subjects, n(n-1)/2)")
             if rdms.ndim not in (2, 3):
                 raise InvalidInputError(
                     f"{self.identifier}: data RDMs of shape {tuple(rdms.shape)}; expected one per subject, square "
