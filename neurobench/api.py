@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
+import numbers
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +19,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import torch
 
-from .errors import InvalidOptionError, NeurobenchError, RegistrationError
+from . import paths
+from .devices import resolve_device
+from .errors import (
+    InvalidInputError,
+    InvalidOptionError,
+    NeurobenchError,
+    RegistrationError,
+    StoreError,
+)
 from .kinds.base import Benchmark
 from .models.adapter import Adapter
 from .models.positions import with_positions
@@ -135,6 +146,49 @@ class ScoreRun:
                              for r in self.results])
 
 
+MAX_SEED = 2**32 - 1  # every library a seed reaches (numpy, torch, scikit-learn) accepts 0..2**32-1
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """The checked parameters of a run (`check_run_parameters`)."""
+
+    device: torch.device
+    batch_size: int
+    seed: int
+    memory_budget: int | None
+
+
+def _whole(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def check_run_parameters(device="auto", batch_size: int = 32, seed: int = 0,
+                         memory_budget: int | float | None = None) -> RunParameters:
+    """Check a run's device, batch size, seed and memory budget before any work, with an
+    InvalidInputError that says what is accepted: a device this machine has (`resolve_device`),
+    a batch size >= 1, a seed in 0..2**32-1, a memory budget of a positive, finite number of
+    bytes (None: from free memory)."""
+    dev = resolve_device(device)
+    batch = _whole(batch_size, "batch size")
+    if batch < 1:
+        raise InvalidInputError(f"batch size must be at least 1, got {batch} (e.g. --batch-size 32)")
+    seed = _whole(seed, "seed")
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidInputError(f"seed must be between 0 and {MAX_SEED} (2**32 - 1), the range numpy, torch and "
+                                f"scikit-learn all accept; got {seed}")
+    budget = None
+    if memory_budget is not None:
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, numbers.Real) or not (
+                math.isfinite(memory_budget) and memory_budget >= 1):
+            raise InvalidInputError(f"memory budget must be a positive, finite number of bytes (e.g. 4GB), got "
+                                    f"{memory_budget!r}; leave it out to size it from free memory")
+        budget = int(memory_budget)
+    return RunParameters(dev, batch, seed, budget)
+
+
 def _result_store(store: ResultStore | str | Path | bool | None) -> ResultStore | None:
     if store is None or store is False:
         return None
@@ -219,13 +273,16 @@ def score_many(
     `positions='shuffled'` scores the shuffled-positions control of the model.
     Errors: a named benchmark that fails raises; in the default selection a failure is recorded
     (`ScoreRun.failures`, `on_failure`) and the run goes on. `on_result` is called with each
-    result once it is stored.
+    result once it is stored. Before anything is computed, the run's parameters are checked
+    (`check_run_parameters`), then the options, then the store is opened and proved writable
+    (`StoreError`): all before the model is loaded.
     """
+    run_params = check_run_parameters(device, batch_size, seed, memory_budget)
     if not isinstance(model, Adapter):
         _model_entry(model)  # a misspelt model fails before the selection reads any data
     chosen, skipped, failures = _select(benchmarks)
     _configure(chosen, options, option_text)
-    target = _result_store(store)
+    target = _result_store(store)  # an unusable store fails before the model is loaded, not after the work
     name = model if isinstance(model, str) else model.identifier
     run = ScoreRun(run_id=uuid.uuid4().hex, model=name, model_display=name, skipped=skipped,
                    store=target.path if target is not None else None)
@@ -233,6 +290,8 @@ def score_many(
         _failed(run, failure, on_failure)
     if not chosen:
         return run
+    device, batch_size, seed, memory_budget = (run_params.device, run_params.batch_size, run_params.seed,
+                                               run_params.memory_budget)
     adapter = with_positions(load_model(model, weights=weights, seed=seed), positions, seed)
     run.model, run.model_display = adapter.identifier, adapter.display_name
     for bench in chosen:
@@ -245,12 +304,31 @@ def score_many(
             _failed(run, Failure(bench.identifier, exc), on_failure)
             continue
         if target is not None:
-            target.add(result, run_id=run.run_id)
+            _store(target, result, run.run_id)
         run.results.append(result)
         log.info("scored %s on %s (run %s)", result.model_display, result.benchmark, run.run_id)
         if on_result is not None:
             on_result(result)
     return run
+
+
+def _store(target: ResultStore, result: ScoreResult, run_id: str) -> None:
+    """Store a result; if the store fails after all (the disk filled up, it was made read-only
+    during the run), keep the scores in a CSV under NEUROBENCH_HOME and say where."""
+    try:
+        target.add(result, run_id=run_id)
+    except StoreError as exc:
+        kept = ""
+        try:
+            folder = paths.subdir("unstored")
+            path = folder / f"{run_id}-{result.benchmark}.csv"
+            result.to_frame().assign(run_id=run_id, headline_raw=result.raw, headline_ci_low=result.ci_low,
+                                     headline_ci_high=result.ci_high, headline_normalized=result.normalized,
+                                     best_layer=result.best_layer).to_csv(path, index=False)
+            kept = f"; its scores were kept in {path}"
+        except OSError:
+            pass
+        raise StoreError(f"{exc}{kept}") from None
 
 
 def _failed(run: ScoreRun, failure: Failure, on_failure) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import math
 import sys
@@ -18,7 +17,7 @@ from .errors import NeurobenchError, UnknownNameError
 from .paths import home
 from .perf import SUITES
 from .progress import set_progress
-from .registry import benchmarks, metrics, models, plugin_errors
+from .registry import benchmarks, load_plugin, metrics, models, plugin_errors
 from .version import __version__
 
 # The library (neurobench.api and what it imports: torch, pandas) is imported inside the commands,
@@ -50,21 +49,17 @@ def _table(data, title: str | None = None) -> Table:
     return table
 
 
-def _load_plugins(specs: list[str]) -> None:
-    """--plugin: a module name or a .py file that registers models/benchmarks/metrics."""
+def _load_plugins(specs: list[str], report: bool) -> dict[str, str]:
+    """--plugin: import each (`registry.load_plugin`); one that fails to import is reported (when
+    `report`; `neurobench list` reports every broken plugin itself) and the others go on."""
+    failed = {}
     for spec in specs:
-        if spec.endswith(".py") or Path(spec).is_file():
-            path = Path(spec)
-            if not path.is_file():
-                raise NeurobenchError(f"--plugin {spec}: no such file")
-            mod_spec = importlib.util.spec_from_file_location(f"neurobench_user_plugin_{path.stem}", path)
-            module = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(module)
-        else:
-            try:
-                importlib.import_module(spec)
-            except ModuleNotFoundError as exc:
-                raise NeurobenchError(f"--plugin {spec}: cannot import module ({exc})") from exc
+        problem = load_plugin(spec)
+        if problem is not None:
+            failed[spec] = problem
+            if report:
+                err.print(f"[yellow]plugin {escape(repr(spec))} failed to load: {escape(problem)}[/yellow]")
+    return failed
 
 
 def cmd_list(args) -> int:
@@ -85,6 +80,10 @@ def cmd_list(args) -> int:
             except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
                 problems.setdefault(str(exc), []).append(e.name)
                 rows.append({"benchmark": e.name, "data": "error", "to download": "-", "description": e.description})
+                continue
+            except Exception as exc:  # a plugin's broken factory is listed, not fatal to the listing
+                rows.append({"benchmark": e.name, "data": f"error: {type(exc).__name__}: {exc}", "to download": "-",
+                             "description": e.description})
                 continue
             rows.append({"benchmark": e.name, "data": _data_state(rep), "to download": _download_text(rep),
                          "description": e.description})
@@ -223,19 +222,22 @@ def cmd_verify(args) -> int:
 
 
 def _parse_bytes(text: str) -> int:
-    """'4GB', '512MB', '2e9' -> bytes."""
+    """'4GB', '512MB', '2e9' -> bytes (a positive, finite size)."""
     units = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "b": 1}
     low = text.strip().lower()
-    for suffix, factor in units.items():
+    number, factor = low, 1.0
+    for suffix, scale in units.items():
         if low.endswith(suffix):
-            try:
-                return int(float(low[: -len(suffix)]) * factor)
-            except ValueError:
-                break
+            number, factor = low[: -len(suffix)], scale
+            break
     try:
-        return int(float(low))
+        value = float(number) * factor
     except ValueError:
-        raise NeurobenchError(f"--memory-budget {text!r}: give bytes or a size like 4GB or 512MB") from None
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 1):
+        raise NeurobenchError(f"--memory-budget {text!r}: give a positive size like 4GB or 512MB (or bytes); "
+                              "leave it out to size it from free memory")
+    return int(value)
 
 
 def _option_pair(text: str) -> tuple[str, str]:
@@ -315,9 +317,11 @@ def cmd_score(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .store import ResultStore
+    from .store import ResultStore, check_export_path
 
-    store = ResultStore(args.store)
+    if args.export:
+        check_export_path(args.export)
+    store = ResultStore(args.store, writable=False)
     board = store.leaderboard()
     if args.export:
         store.export_csv(args.export)
@@ -372,9 +376,11 @@ def _topo_stimuli(spec: str | None, adapter):
 def cmd_topo(args) -> int:
     import pandas as pd
 
+    from .api import check_run_parameters
     from .topography.contrasts import resolve_contrasts
     from .topography.run import topo_report
 
+    check_run_parameters(args.device, args.batch_size, args.seed)
     adapter = _adapter(args)
     stimuli, default_labels, declared = _topo_stimuli(args.stimuli, adapter)
     labels = args.labels or default_labels
@@ -537,12 +543,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "quiet", False):
         set_progress(False)
+    failed: dict[str, str] = {}
     try:
         home()  # NEUROBENCH_HOME must be a writable folder: said before any work starts
-        _load_plugins(args.plugin)
+        failed = _load_plugins(args.plugin, report=args.command != "list")
         return args.func(args)
     except NeurobenchError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        hint = ""
+        if failed and isinstance(exc, UnknownNameError):
+            hint = f" (--plugin {' and '.join(failed)} failed to load: fix it if that is where it is registered)"
+        err.print(f"[red]error:[/red] {escape(str(exc) + hint)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -120,3 +120,8 @@ class ArchiveError(NeurobenchError):
 class DownloadTimeoutError(DataUnavailableError):
     """A download that stalled (no byte for the stall timeout) or ran past its deadline; what arrived
     is kept, so running the same command again resumes."""
+
+
+class StoreError(NeurobenchError):
+    """The results store cannot be used: a folder or unwritable path, a corrupt file, another
+    program's database. Raised when the store is opened, before any scoring work."""

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .errors import InvalidOptionError
 
 
@@ -165,6 +167,13 @@ def names(value) -> tuple[str, ...]:
     return out
 
 
+def boolean(value) -> bool:
+    """True or False (numpy booleans too); anything else is refused rather than read as truthy."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError("expected true or false")
+
+
 def finite_float(value) -> float:
     v = float(value)
     if v != v or v in (float("inf"), float("-inf")):
@@ -247,5 +256,5 @@ def option_values(obj) -> dict[str, Any]:
 
 
 __all__ = ["Option", "option", "configure", "declared_options", "documented_options", "option_values",
-           "non_negative_int", "int_at_least", "positive_floats", "one_of", "names", "finite_float",
+           "non_negative_int", "int_at_least", "positive_floats", "one_of", "names", "finite_float", "boolean",
            "parse_bool", "parse_floats", "parse_names"]

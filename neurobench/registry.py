@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import importlib.util
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from .errors import PluginImportError, RegistrationError, RenamedError, UnknownNameError
+from .errors import (
+    NeurobenchError,
+    PluginImportError,
+    RegistrationError,
+    RenamedError,
+    UnknownNameError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +232,36 @@ def _import_declared(group: str, name: str) -> None:
     modules = set(_declaring(group, name)) - _imported
     if modules:
         _import_all([ep for ep in _plugin_entry_points() if ep.value in modules])
+
+
+def load_plugin(spec: str) -> str | None:
+    """Import a user's plugin: a module name or a .py file that registers models, benchmarks or
+    metrics (`neurobench --plugin`). A plugin that raises while it is imported is recorded in
+    `plugin_errors` under `spec` and logged, like a broken entry-point plugin, and the problem is
+    returned (None: it loaded); the others keep working. A file or module that does not exist is
+    a NeurobenchError (a wrong argument, not a broken plugin)."""
+    if not spec.strip():
+        raise NeurobenchError("--plugin needs a module name or the path of a .py file")
+    path = Path(spec)
+    is_file = spec.endswith(".py") or path.is_file()
+    if is_file and not path.is_file():
+        raise NeurobenchError(f"--plugin {spec}: no such file; give the path of a .py file or an importable module name")
+    if not is_file and importlib.util.find_spec(spec.split(".")[0]) is None:
+        raise NeurobenchError(f"--plugin {spec}: no module of that name is installed (and no such .py file); "
+                              "give an importable module name or the path of a .py file")
+    try:
+        if is_file:
+            mod_spec = importlib.util.spec_from_file_location(f"neurobench_user_plugin_{path.stem}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except Exception as exc:  # a user's plugin must not break neurobench
+        problem = f"{type(exc).__name__}: {exc}"
+        plugin_errors[spec] = problem
+        log.info("neurobench plugin %s failed to load: %s", spec, problem)  # returned: the caller reports it
+        return problem
+    return None
 
 
 def discover_plugins(force: bool = False) -> None:

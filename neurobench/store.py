@@ -14,10 +14,18 @@ store is opened.
 
 Schema versions are upgraded in place by `_MIGRATIONS` (version n -> n + 1, one transaction
 each); a fresh store is created at version 1 and upgraded the same way.
+
+A store is checked when it is opened, which the API does before any scoring work: a folder, a
+file that is not an SQLite database (or a corrupt one), another program's SQLite database (it is
+only read, never written: neurobench's own stores carry the SQLite application id 'NBRS' or
+neurobench's tables) and a store neurobench cannot write (permissions, a read-only file system:
+checked with a write that is rolled back) each raise `StoreError` saying what to do. A store
+opened with `writable=False` (the leaderboard) is only read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -26,11 +34,12 @@ import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
 from . import paths
-from .errors import ChecksumMismatchError, DataUnavailableError, NeurobenchError
+from .errors import ChecksumMismatchError, DataUnavailableError, StoreError
 from .result import ScoreResult
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,8 @@ CREATE TABLE IF NOT EXISTS target_files (
 );
 """,
 }
+APPLICATION_ID = int.from_bytes(b"NBRS", "big")  # SQLite header field: "this file is a neurobench results store"
+_TABLES = {"meta", "scores"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +97,9 @@ def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+_FIX = "give another --store path"
+
+
 @dataclass
 class StoredTargets:
     """Per-target values of one stored result, read back from its sidecar (checksum verified)."""
@@ -97,34 +111,104 @@ class StoredTargets:
 
 
 class ResultStore:
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
+    """The results store at `path` (default `$NEUROBENCH_HOME/results.sqlite`), checked on opening
+    (module docstring). `writable=False` only reads: a missing store reads as empty."""
+
+    def __init__(self, path: str | Path | None = None, writable: bool = True):
+        self.path = Path(path).expanduser() if path is not None else default_store_path()
+        self.writable = writable
+        self._absent = False
+        if self.path.is_dir() or (self.path.exists() and not self.path.is_file()):
+            raise StoreError(f"results store {self.path} is a folder, not a file; {_FIX} naming a file, e.g. "
+                             f"--store {self.path / 'results.sqlite'}")
+        if self.path.exists():
+            self._inspect()
+        elif not writable:
+            self._absent = True
+            return
+        if writable:
+            self._initialise()
+
+    # ------------------------------------------------------------------ opening
+
+    def _inspect(self) -> None:
+        """Read (never write) an existing file: an SQLite database of neurobench's, at our schema."""
         try:
-            con.executescript(_SCHEMA)
-            con.execute("BEGIN IMMEDIATE")
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = 1 if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                con.execute("ROLLBACK")
-                raise NeurobenchError(
-                    f"results store {self.path} has schema version {version}, this neurobench reads {SCHEMA_VERSION}; "
-                    "use another --store path or upgrade neurobench"
-                )
-            for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._sweep(con)
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
+            con = self._read_only()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"results store {self.path} cannot be opened for reading ({exc}); check its permissions "
+                             f"or {_FIX}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._not_a_database(exc)) from None
+        try:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                      if not r[0].startswith("sqlite_")}
+            ours = _TABLES <= tables and app_id in (0, APPLICATION_ID)
+            version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if ours else None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._not_a_database(exc)) from None
         finally:
             con.close()
+        if (tables or app_id) and (not ours or version is None):
+            shown = ", ".join(sorted(tables)[:6]) or "none"
+            raise StoreError(
+                f"{self.path} is another program's SQLite database (application id {app_id:#x}, tables: {shown}), not a "
+                f"neurobench results store; neurobench did not touch it: {_FIX}")
+        if version is not None and int(version[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"results store {self.path} has schema version {version[0]}, this neurobench reads {SCHEMA_VERSION}; "
+                "use another --store path or upgrade neurobench")
+
+    def _not_a_database(self, exc: Exception) -> str:
+        return (f"results store {self.path} is not a readable SQLite database ({exc}): a corrupt store or another "
+                f"kind of file. neurobench left it as it is; move it aside or {_FIX}")
+
+    def _initialise(self) -> None:
+        """Create the folder, the schema and the application id; prove the store writable with a
+        write that is rolled back, so that a result is never computed for a store that cannot take it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of results store {self.path} ({exc.strerror}); {_FIX}") from None
+        try:
+            con = self._connect()
+            try:
+                con.executescript(_SCHEMA)
+                if con.execute("PRAGMA application_id").fetchone()[0] == 0:
+                    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                con.execute("BEGIN IMMEDIATE")
+                row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = 1 if row is None else int(row[0])  # a fresh store starts at 1 and is upgraded
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step].split(";"):
+                        if statement.strip():
+                            con.execute(statement)
+                # also proves the store writable before any scoring work
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._sweep(con)
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+        except sqlite3.OperationalError as exc:
+            raise StoreError(self._unwritable(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"results store {self.path} is corrupt ({exc}); move it aside or {_FIX}") from None
+
+    def _unwritable(self, exc: Exception) -> str:
+        text = str(exc)
+        if not self.path.exists():
+            return (f"cannot create results store {self.path} ({text}): its folder {self.path.parent} is not writable; "
+                    f"make it writable or {_FIX}")
+        if "readonly" in text or "read-only" in text or not os.access(self.path.parent, os.W_OK) or (
+                self.path.exists() and not os.access(self.path, os.W_OK)):
+            return (f"results store {self.path} is read-only ({text}): neurobench checks this before scoring so that "
+                    f"no result is lost; make it and its folder writable (chmod u+w) or {_FIX}")
+        return f"results store {self.path} cannot be written ({text}); {_FIX}"
 
     @property
     def targets_dir(self) -> Path:
@@ -143,11 +227,40 @@ class ResultStore:
                 log.warning("removing %s: no stored result refers to it (left by an interrupted write)", f)
                 f.unlink()
 
+    def _read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write. A WAL store in a folder nobody may write to cannot get
+        its shared-memory file, so it is then read as an immutable file (nothing can be writing it)."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        con = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.OperationalError as exc:
+            con.close()
+            if "unable to open" not in str(exc):
+                raise
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=120, isolation_level=None)
+
     def _connect(self) -> sqlite3.Connection:
+        if not self.writable:
+            return self._read_only()
         con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=120000")
         return con
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """A connection for a query; SQLite errors become StoreError."""
+        try:
+            con = self._connect()
+            try:
+                yield con
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read results store {self.path} ({exc}); if it is corrupt, move it aside or "
+                             f"{_FIX}") from None
 
     def add(self, result: ScoreResult, run_id: str | None = None) -> str:
         """Store every layer row of a result in one transaction; returns the run id."""
@@ -173,24 +286,31 @@ class ResultStore:
             prov.get("seed"), prov.get("device"), prov.get("duration_s"), prov.get("timestamp", ""),
             json.dumps(prov, sort_keys=True, default=str),
         ))
-        con = self._connect()
-        sidecar = self.targets_dir / f"{result_id}.parquet"
+        if not self.writable:
+            raise StoreError(f"results store {self.path} was opened read-only; open it with writable=True to add results")
         try:
-            con.execute("BEGIN IMMEDIATE")
-            con.executemany(
-                "INSERT INTO scores (run_id, result_id, model, trained, weights_sha256, benchmark, layer, row_kind, is_best, raw,"
-                " ci_low, ci_high, ceiling, normalized, metric, selection, ceiling_note, neurobench_version,"
-                " data_hashes, seed, device, duration_s, timestamp, provenance)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            if result.targets is not None:
-                con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)", self._write_targets(result, result_id))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            sidecar.unlink(missing_ok=True)
-            raise
-        finally:
-            con.close()
+            con = self._connect()
+            sidecar = self.targets_dir / f"{result_id}.parquet"
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany(
+                    "INSERT INTO scores (run_id, result_id, model, trained, weights_sha256, benchmark, layer, row_kind,"
+                    " is_best, raw, ci_low, ci_high, ceiling, normalized, metric, selection, ceiling_note,"
+                    " neurobench_version, data_hashes, seed, device, duration_s, timestamp, provenance)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                if result.targets is not None:
+                    con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)", self._write_targets(result, result_id))
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                sidecar.unlink(missing_ok=True)
+                raise
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._unwritable(exc) if isinstance(exc, sqlite3.OperationalError) else exc}; the result "
+                             f"of {result.model_display} on {result.benchmark} was not stored") from None
         return run_id
 
     def _write_targets(self, result: ScoreResult, result_id: str) -> tuple:
@@ -230,7 +350,10 @@ class ResultStore:
 
         from .data.download import file_digest
 
-        with self._connect() as con:
+        if self._absent:
+            raise DataUnavailableError(f"no results store at {self.path} yet: run `neurobench score --model {model} "
+                                       f"--benchmark {benchmark}` first")
+        with self._reading() as con:
             con.row_factory = sqlite3.Row
             head = con.execute(
                 "SELECT s.*, t.path AS t_path, t.sha256 AS t_sha256 FROM scores s LEFT JOIN target_files t"
@@ -269,12 +392,16 @@ class ResultStore:
         return StoredTargets(frame, space, result, path)
 
     def rows(self) -> pd.DataFrame:
-        with self._connect() as con:
+        if self._absent:
+            return pd.DataFrame(columns=_columns())
+        with self._reading() as con:
             return pd.read_sql_query("SELECT * FROM scores ORDER BY id", con)
 
     def leaderboard(self) -> pd.DataFrame:
         """Latest headline per (model, weights, benchmark): best layer, raw, CI, ceiling, normalised."""
-        with self._connect() as con:
+        if self._absent:
+            return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+        with self._reading() as con:
             frame = pd.read_sql_query(
                 "SELECT s.* FROM scores s JOIN (SELECT model, weights_sha256, benchmark, MAX(id) AS id FROM scores"
                  " WHERE row_kind = 'headline' GROUP BY model, weights_sha256, benchmark) latest ON s.id = latest.id"
@@ -285,6 +412,35 @@ class ResultStore:
         return frame[LEADERBOARD_COLUMNS].reset_index(drop=True)
 
     def export_csv(self, path: str | Path) -> Path:
-        path = Path(path)
-        self.leaderboard().to_csv(path, index=False)
+        """Write the leaderboard as CSV to `path` (checked first: `check_export_path`)."""
+        path = check_export_path(path)
+        board = self.leaderboard()
+        try:
+            board.to_csv(path, index=False)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path} ({exc.strerror or exc}); give another --export path") from None
         return path
+
+
+def _columns() -> list[str]:
+    """The columns of the scores table, in order."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(_SCHEMA)
+        return [r[1] for r in con.execute("PRAGMA table_info(scores)")]
+    finally:
+        con.close()
+
+
+def check_export_path(path: str | Path) -> Path:
+    """A path a CSV can be written to: not a folder, in an existing folder neurobench can write;
+    StoreError saying what to do otherwise (checked before anything is computed or read)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise StoreError(f"--export {path} is a folder; give a file name, e.g. --export {path / 'leaderboard.csv'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(f"--export {path}: the folder {folder} does not exist; create it or give another path")
+    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK):
+        raise StoreError(f"--export {path} is not writable (permissions); give a path in a folder you can write")
+    return path

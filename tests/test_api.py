@@ -14,6 +14,9 @@ from neurobench.registry import Registry, models
 
 from .miniature import example_plugin
 
+RSA_DEFAULTS = {"allow_negative": False, "similarity_to_dissimilarity": False}  # the RSA kind's other options
+RSA_ACCEPTS = "allow_negative, n_bootstrap, similarity_to_dissimilarity"
+
 
 @pytest.fixture(scope="module")
 def toy():
@@ -109,7 +112,7 @@ def test_an_option_a_selected_kind_does_not_declare_fails_before_anything_runs(r
     with pytest.raises(InvalidOptionError) as info:
         nb.score_many("toy-counting", ["toy.a", "toy.b"], options={"reduction": "srp"}, store=tmp_path / "s.sqlite")
     message = str(info.value)
-    assert "toy.a (Spy)" in message and "toy.b (RSABenchmark)" in message and "accepts: n_bootstrap" in message
+    assert "toy.a (Spy)" in message and "toy.b (RSABenchmark)" in message and f"accepts: {RSA_ACCEPTS}" in message
     assert counting_model == [] and not (tmp_path / "s.sqlite").exists()
     with pytest.raises(InvalidOptionError, match="n_bootstrap='many'"):
         nb.score_many("toy-counting", ["toy.a"], option_text={"n_bootstrap": "many"}, store=False)
@@ -117,9 +120,9 @@ def test_an_option_a_selected_kind_does_not_declare_fails_before_anything_runs(r
 
 def test_options_from_python_and_from_text(registry):
     run = nb.score_many("tiny-convnet", ["toy.a", "toy.b"], options={"n_bootstrap": 0}, store=False, device="cpu")
-    assert all(r.provenance["options"] == {"n_bootstrap": 0} for r in run.results)
+    assert all(r.provenance["options"] == {**RSA_DEFAULTS, "n_bootstrap": 0} for r in run.results)
     run = nb.score_many("tiny-convnet", ["toy.a"], option_text={"n_bootstrap": "5"}, store=False, device="cpu")
-    assert run.results[0].provenance["options"] == {"n_bootstrap": 5}
+    assert run.results[0].provenance["options"] == {**RSA_DEFAULTS, "n_bootstrap": 5}
 
 
 def test_score_uses_the_objects_it_is_handed(registry, toy, monkeypatch):
@@ -133,7 +136,7 @@ def test_score_uses_the_objects_it_is_handed(registry, toy, monkeypatch):
     monkeypatch.setattr(api.benchmark_registry, "get", no_lookups)
     result = nb.score(adapter, bench, device="cpu", options={"n_bootstrap": 3})
     assert isinstance(result, nb.ScoreResult) and result.model == adapter.identifier == "tiny-convnet"
-    assert bench.n_bootstrap == 3 and result.provenance["options"] == {"n_bootstrap": 3}
+    assert bench.n_bootstrap == 3 and result.provenance["options"] == {**RSA_DEFAULTS, "n_bootstrap": 3}
     with pytest.raises(NeurobenchError, match="applies to a model name"):
         nb.score(adapter, bench, weights="random")
 
@@ -167,7 +170,7 @@ def test_cli_options_policy(registry, tmp_path, capsys):
     assert main(["score", "--model", "tiny-convnet", "--benchmark", "toy.a", "--store", str(store), "--quiet",
                  "--reduction", "srp"]) == 2
     err = capsys.readouterr().err
-    assert "toy.a (Spy) does not take option(s) ['reduction']" in err and "accepts: n_bootstrap" in err
+    assert "toy.a (Spy) does not take option(s) ['reduction']" in err and f"accepts: {RSA_ACCEPTS}" in err
     assert not store.exists()
     assert main(["score", "--model", "tiny-convnet", "--benchmark", "toy.a", "--store", str(store), "--quiet",
                  "--reduction", "srp", "-o", "reduction=pca"]) == 2

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ import torch
 from ..data.files import availability, recorded_digest, select_files
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
+from ..errors import InvalidInputError
 from ..models.adapter import Adapter
 from ..options import configure, declared_options, documented_options, option_values
 from ..result import ScoreResult, Scores
@@ -117,6 +119,10 @@ class Benchmark:
 
     # ------------------------------------------------------------------ scoring
 
+    def check_data(self) -> None:
+        """Load and check the benchmark's data before any activation is extracted, so that bad
+        data is refused before the expensive work (kinds override it; the default checks nothing)."""
+
     def score_activations(self, activations: dict[str, np.ndarray], seed: int = 0,
                           device: str | torch.device = "cpu", memory_budget: int | None = None) -> Scores:
         """Score precomputed activations (rows aligned with `self.stimuli().ids`).
@@ -140,6 +146,7 @@ class Benchmark:
         dev = resolve_device(device)
         start = time.perf_counter()
         stimuli = self.stimuli()
+        self.check_data()
         acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache)
         scores = self.score_activations(acts, seed=seed, device=dev, memory_budget=memory_budget)
         return ScoreResult.from_scores(scores, model=adapter.identifier, weights_id=adapter.weights_id,
@@ -157,6 +164,61 @@ class Benchmark:
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "options": {k: _jsonable(v) for k, v in self.option_values().items()},
         })
+
+
+_CHECK_ROWS_BYTES = 64 * 2**20  # activations are checked for inf/NaN in blocks of rows of this size
+
+
+def check_activations(activations: Mapping[str, Any], ids: Sequence, what: str = "") -> None:
+    """Refuse activations a kind cannot score, naming the layer and the stimulus.
+
+    Every layer must be a numeric (stimuli x units) matrix with one row per id of `ids` (in that
+    order), at least one unit, and only finite values (inf is an overflow in the model or in a
+    float16/float32 read-out; NaN an undefined value): InvalidInputError otherwise.
+    """
+    where = f"{what}: " if what else ""
+    if not isinstance(activations, Mapping) or not activations:
+        raise InvalidInputError(f"{where}activations must be a non-empty mapping of layer name -> (stimuli x units) "
+                                f"array; got {type(activations).__name__}")
+    for layer, acts in activations.items():
+        shape = tuple(getattr(acts, "shape", np.shape(acts)))
+        if len(shape) != 2:
+            raise InvalidInputError(f"{where}layer {layer!r}: activations of shape {shape}; expected a (stimuli x units) "
+                                    "matrix (flatten each stimulus's activations to one row)")
+        if shape[0] != len(ids):
+            raise InvalidInputError(f"{where}layer {layer!r}: {shape[0]} activation rows for {len(ids)} stimuli; "
+                                    "extract activations for the benchmark's own stimulus set")
+        if shape[1] == 0:
+            raise InvalidInputError(f"{where}layer {layer!r} has no units (width 0): there is nothing to score; "
+                                    "choose another layer (--layers) or check the model's read-out")
+        dtype = acts.dtype if hasattr(acts, "dtype") else np.asarray(acts).dtype
+        if isinstance(dtype, torch.dtype):
+            numeric = dtype.is_floating_point or not (dtype.is_complex or dtype == torch.bool)
+            floating = dtype.is_floating_point
+        else:
+            numeric = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
+            floating = np.issubdtype(dtype, np.floating)
+        if not numeric:
+            raise InvalidInputError(f"{where}layer {layer!r}: activations of dtype {dtype}; expected real numbers")
+        if not floating:
+            continue
+        step = max(1, _CHECK_ROWS_BYTES // max(1, shape[1] * 8))
+        for r0 in range(0, shape[0], step):
+            block = acts[r0:r0 + step]
+            if isinstance(block, torch.Tensor):
+                bad = ~torch.isfinite(block)
+                found = bad.nonzero(as_tuple=True) if bool(bad.any()) else None
+            else:
+                bad = ~np.isfinite(np.asarray(block))
+                found = bad.nonzero() if bad.any() else None
+            if found is not None:
+                r, c = int(found[0][0]), int(found[1][0])
+                value = float(block[r, c])
+                kind = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
+                raise InvalidInputError(
+                    f"{where}layer {layer!r} has non-finite activations: {kind} for stimulus {ids[r0 + r]!r} (row "
+                    f"{r0 + r}), unit {c}. inf is an overflow (in the model, or in a float16 read-out), NaN an "
+                    "undefined value: fix the model or its weights, or score other layers (--layers)")
 
 
 def _jsonable(value):

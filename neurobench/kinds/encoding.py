@@ -10,6 +10,14 @@ every stimulus's out-of-fold prediction with its response, both centred within t
 (pooled over folds, free of the fold-intercept bias of naive pooling); CIs are percentile
 bootstraps over stimuli (seeded), resampling predictions, responses and the split-half ceiling
 together, so they cover the uncertainty of generalising to new stimuli.
+
+At the boundary: activations are checked (`check_activations`: one finite row per stimulus, at
+least one unit), splits are put in the responses' order by stimulus id (`Splits.aligned_to`),
+responses whose magnitude would overflow are rescaled by an exact power of two (r, ceilings and
+normalised scores do not depend on it; `cv_score`, minus the inner-CV MSE, is then in the rescaled
+units, as `provenance["response_rescaling"]` says), and when
+no target can be scored (constant targets, unusable ceilings, constant predictions) the error
+says which; a layer's NaN score always has a NaN interval.
 """
 
 from __future__ import annotations
@@ -23,19 +31,20 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..data.assemblies import align_to
+from ..data.assemblies import DIMS, align_to
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..errors import InvalidInputError
 from ..ids import check_same_ids
-from ..metrics.ceiling import normalize_scores, split_half_reliability
+from ..metrics.ceiling import REPETITION_DIMS, normalize_scores, split_half_reliability
 from ..metrics.correlation import weighted_pearson_columns
 from ..metrics.inference import bootstrap_counts
 from ..metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
+from ..metrics.scaling import max_abs, power_of_two_factor
 from ..metrics.splits import Splits, kfold_splits
 from ..options import int_at_least, non_negative_int, one_of, option, positive_floats
 from ..result import Scores
-from .base import Benchmark
+from .base import Benchmark, check_activations
 from .targets import layer_target_table
 
 log = logging.getLogger(__name__)
@@ -142,6 +151,7 @@ def score_encoding(
     """
     check_same_ids(activation_ids, response_ids, "activations", "responses",
                    hint="extract activations for the benchmark's own stimulus set")
+    check_activations(activations, activation_ids)
     from ..metrics.ceiling import as_repeated_array
 
     dev = resolve_device(device)  # once: the ridge and the bootstrap both run on it
@@ -153,7 +163,10 @@ def score_encoding(
     if data.shape[0] != len(response_ids):
         raise InvalidInputError(f"{data.shape[0]} presentations but {len(response_ids)} ids")
     groups = np.asarray([str(i) for i in response_ids])
-    outer = splits if isinstance(splits, Splits) else kfold_splits(len(groups), int(splits), groups=groups, seed=seed)
+    if isinstance(splits, Splits):
+        outer = splits.aligned_to(groups, "the responses")  # by stimulus id, never by position
+    else:
+        outer = kfold_splits(len(groups), int(splits), groups=groups, seed=seed)
     test_rows = np.unique(np.concatenate([np.asarray(te) for _tr, te in outer.folds]))
     test_folds = [np.searchsorted(test_rows, np.asarray(te)) for _tr, te in outer.folds]
     test_data = data[test_rows]
@@ -163,6 +176,9 @@ def score_encoding(
         if test_data.shape[0] != len(test_rows) or test_data.shape[2] != data.shape[2]:
             raise InvalidInputError(f"test_repetitions has shape {test_data.shape}; expected ({len(test_rows)} test "
                                     f"rows, repetitions, {data.shape[2]} targets)")
+    y_factor = _safe_factor(data, test_data if test_repetitions is not None else None)
+    if y_factor != 1.0:  # exact; r, ceilings and normalised scores do not depend on it
+        data, test_data = data * y_factor, test_data * y_factor
     with np.errstate(all="ignore"):
         Y = np.nanmean(data, axis=1)
         if test_repetitions is not None:  # the test rows' responses are their repetitions' mean
@@ -184,6 +200,8 @@ def score_encoding(
                               seed=seed, device=dev, dtype=dtype, memory_budget=memory_budget,
                               reduction=reduction, return_predictions=True)[name]
 
+    what = (ceiling_note or "ceiling given by the dataset") if halves is None else (
+        "split-half Spearman-Brown reliability per target")
     weights = bootstrap_counts(n_test, n_bootstrap, seed) / n_test  # as frequencies (r is the same up to rounding)
     rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
     records = {}
@@ -201,7 +219,7 @@ def score_encoding(
         usable_r = r[ns.usable]
         raw = float(np.median(usable_r)) if usable_r.size else float("nan")
         lo = hi = nlo = nhi = float("nan")
-        if n_bootstrap > 0:
+        if n_bootstrap > 0 and usable_r.size:  # a score that is not defined has no interval
             braw, bnorm = _medians(r_w[1:], rel_w[1:])
             boot[name] = {"raw": braw, "normalized": bnorm}
             lo, hi = np.nanpercentile(braw, [2.5, 97.5])
@@ -209,14 +227,12 @@ def score_encoding(
         rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
                      "ceiling": ceiling_median, "normalized": ns.score,
                      "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
-                     "cv_score": float(np.nanmedian(res.cv_scores)),
+                     "cv_score": _cv_score(res.cv_scores),
                      "n_used": int(ns.usable.sum()), "n_constant": res.n_constant})
     table = pd.DataFrame(rows)
+    _check_scorable(table, norm, activations, n_targets, n_unusable, what)
     best = str(table.loc[table["cv_score"].idxmax(), "layer"])
     b = table[table["layer"] == best].iloc[0]
-    ns = norm[best]
-    what = (ceiling_note or "ceiling given by the dataset") if halves is None else (
-        "split-half Spearman-Brown reliability per target")
     return Scores(
         layers=table, best_layer=best, raw=float(b["raw"]), ci_low=float(b["ci_low"]),
         ci_high=float(b["ci_high"]), ceiling=ceiling_median, normalized=float(b["normalized"]),
@@ -231,14 +247,57 @@ def score_encoding(
                     {"kind": records[best][0].kind, "seed": records[best][0].seed},
                     "ridge": records[best][1], "ceiling": ceiling_record,
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
-                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
+                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test),
+                    **({"response_rescaling": f"responses multiplied by 2^{int(np.log2(y_factor))} (exact) against "
+                                              "overflow; cv_score is in these units"} if y_factor != 1.0 else {})},
         bootstrap=boot or None,
         layer_targets=frames if keep_layer_targets else None,
     )
 
 
+def _safe_factor(data: np.ndarray, extra: np.ndarray | None) -> float:
+    """The exact power of two that brings responses of overflowing magnitude into range (1.0: none)."""
+    with np.errstate(all="ignore"):
+        largest = max(_nan_max_abs(data), _nan_max_abs(extra) if extra is not None else 0.0)
+    return power_of_two_factor(largest)
+
+
+def _nan_max_abs(a: np.ndarray) -> float:
+    finite = np.isfinite(a)
+    return max_abs(a[finite]) if not finite.all() else max_abs(a)
+
+
+def _cv_score(cv_scores: np.ndarray) -> float:
+    """Median over targets of the inner-CV score (minus the MSE)."""
+    finite = np.isfinite(cv_scores)
+    return float(np.median(cv_scores[finite])) if finite.any() else float("nan")
+
+
+def _check_scorable(table: pd.DataFrame, norm: dict, activations, n_targets: int, n_unusable: int,
+                    ceiling: str) -> None:
+    """InvalidInputError, saying why, when no layer has a single target it can score."""
+    if np.isfinite(table["raw"].to_numpy(dtype=float)).any() and np.isfinite(table["cv_score"].to_numpy(float)).any():
+        return
+    first = next(iter(norm.values()))
+    if n_unusable == n_targets:
+        why = (f"none of the {n_targets} targets has a usable ceiling ({ceiling} <= 0 or undefined: constant or "
+               "pure-noise responses); check the responses, or give the dataset's ceiling")
+    elif first.n_undefined_r == n_targets:
+        why = (f"the held-out correlation is undefined for every target of every layer ({', '.join(activations)}): "
+               "the layers' predictions are constant (constant activations, or activations so small against the "
+               "ridge penalties that the fit predicts the mean; rescale them or give smaller alphas) or the "
+               "responses are constant over stimuli")
+    else:
+        why = "no target has both a usable ceiling and a defined held-out correlation in any layer"
+    raise InvalidInputError(f"nothing to score: {why}")
+
+
 def _splits(value):
     if isinstance(value, Splits):
+        if value.ids is None:
+            raise ValueError("a Splits without stimulus ids is positional, and the benchmark's rows follow its "
+                             "stimulus set, not the assembly: build it with its ids (fixed_split(ids=..., "
+                             "train_ids=...), or fixed_split(mask, ids=assembly.stimulus_id.values))")
         return value
     return int_at_least(2)(value)
 
@@ -250,6 +309,25 @@ def _inner_cv(value):
 
 
 REDUCTIONS = one_of(None, "srp", "pca", "none")
+
+def check_assembly(assembly, what: str = "responses") -> xr.DataArray:
+    """An encoding assembly as `EncodingBenchmark` reads it: an xarray DataArray with 3 dims,
+    'presentation' (with a `stimulus_id` coordinate), a repetition dim and the neuroids (see
+    `data.assemblies.DIMS`); InvalidInputError naming what is missing otherwise."""
+    expected = (f"an xarray.DataArray with dims {DIMS} and a 'stimulus_id' coordinate on 'presentation' "
+                "(neurobench.data.assemblies.repeated_assembly(values, stimulus_ids) makes one)")
+    if not isinstance(assembly, xr.DataArray):
+        shape = getattr(assembly, "shape", None)
+        raise InvalidInputError(f"{what}: got {type(assembly).__name__}" + (f" of shape {tuple(shape)}" if shape else "")
+                                + f"; expected {expected}, so that responses are matched to stimuli by id")
+    if assembly.ndim != 3 or "presentation" not in assembly.dims or not set(assembly.dims) & set(REPETITION_DIMS):
+        raise InvalidInputError(f"{what}: dims {tuple(assembly.dims)}; expected {expected}")
+    coord = assembly.coords.get("stimulus_id")
+    if coord is None or coord.dims != ("presentation",):
+        raise InvalidInputError(f"{what}: no 'stimulus_id' coordinate along 'presentation'; expected {expected}")
+    if not np.issubdtype(assembly.dtype, np.number):
+        raise InvalidInputError(f"{what}: values of dtype {assembly.dtype}; expected numbers")
+    return assembly
 
 
 class EncodingOptions:
@@ -306,7 +384,12 @@ class EncodingBenchmark(EncodingOptions, Benchmark):
         self.configure(**options)
 
     def assembly(self) -> xr.DataArray:
-        return align_to(self._load_assembly(), self.stimuli().ids, what=f"{self.identifier} responses")
+        """The responses, checked (`check_assembly`) and reordered to the stimulus set's ids."""
+        assembly = check_assembly(self._load_assembly(), f"{self.identifier} responses")
+        return align_to(assembly, self.stimuli().ids, what=f"{self.identifier} responses")
+
+    def check_data(self) -> None:
+        self.assembly()
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         ids = self.stimuli().ids

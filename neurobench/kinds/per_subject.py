@@ -225,7 +225,10 @@ class PerSubjectEncodingBenchmark(EncodingOptions, Benchmark):
             data = self.subject_responses(subject, seed=seed, device=device, memory_budget=memory_budget)
             label = self.subject_label(subject)
             log.info("%s: scoring %s", self.identifier, label)
-            per_subject[label] = self._score_subject(data, activations, index, seed, device, memory_budget)
+            try:
+                per_subject[label] = self._score_subject(data, activations, index, seed, device, memory_budget)
+            except InvalidInputError as exc:  # say whose data it is
+                raise type(exc)(f"{self.identifier}, subject {label}: {exc}") from None
             info[label] = data.info
         scores = combine_subjects(per_subject, benchmark=self.identifier,
                                   note=f"{len(per_subject)} subjects ({', '.join(per_subject)})")

@@ -3,6 +3,15 @@
 Per-layer scores use all stimuli. The headline uses a layer chosen without peeking: stimuli are
 split in two halves (seeded); the layer that scores best on the selection half is scored, with
 its ceiling and bootstrap CI, on the held-out half only.
+
+Data RDMs are checked where they enter (`metrics.rdm.check_data_rdms`), before any activation is
+extracted: one per subject over exactly the benchmark's stimuli, finite, square ones symmetric
+with a zero diagonal, no negative dissimilarity, not constant. Similarity matrices, half-filled
+matrices and the like are refused with a message that names them and the fix; similarities are
+converted only when the `similarity_to_dissimilarity` option says so. Model RDMs are computed
+in float64 from activations checked for width and finiteness (`check_activations`) and rescaled
+by an exact power of two when their magnitude would overflow (`metrics.scaling`), which leaves
+every comparison unchanged.
 """
 
 from __future__ import annotations
@@ -15,14 +24,28 @@ import pandas as pd
 import torch
 
 from ..data.stimuli import StimulusSet
+from ..errors import InvalidInputError
 from ..metrics.inference import score_rdms
-from ..metrics.rdm import compute_rdms, subset_condensed, upper_triangle
-from ..options import non_negative_int, option
+from ..metrics.rdm import check_data_rdms, compute_rdms, subset_condensed, upper_triangle
+from ..metrics.scaling import rescaled
+from ..options import boolean, non_negative_int, option
 from ..result import Scores
-from .base import Benchmark
+from .base import Benchmark, check_activations
 from .selection import half_split
 
 log = logging.getLogger(__name__)
+
+
+def model_rdms(activations, ids, method: str, device, what: str = "") -> torch.Tensor:
+    """Condensed float64 RDMs (layers, K) of checked activations (rows follow `ids`), each layer
+    rescaled by an exact power of two first when its magnitude would overflow or underflow."""
+    check_activations(activations, ids, what)
+    out = []
+    for name in activations:
+        x = activations[name]
+        x, _factor = rescaled(x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)))
+        out.append(upper_triangle(compute_rdms(x, method, device=device, dtype=torch.float64)))
+    return torch.stack(out)
 
 
 class RSABenchmark(Benchmark):
@@ -38,9 +61,18 @@ class RSABenchmark(Benchmark):
     ----------
     n_bootstrap : int
         Stimulus-bootstrap resamples for the confidence intervals (percentile, 95%); 0 for none.
+    similarity_to_dissimilarity : bool
+        The data matrices are similarities (e.g. correlation matrices): convert them with
+        D_ij = (S_ii + S_jj) / 2 - S_ij (1 - r for correlations) before checking and comparing.
+        Without it a similarity matrix is refused, never scored as an RDM.
+    allow_negative : bool
+        The data RDMs hold cross-validated (unbiased) distances such as crossnobis, which can be
+        negative; without it a negative dissimilarity is refused.
     """
 
     n_bootstrap = option(1000, non_negative_int)
+    similarity_to_dissimilarity = option(False, boolean)
+    allow_negative = option(False, boolean)
 
     def __init__(
         self,
@@ -62,14 +94,33 @@ class RSABenchmark(Benchmark):
         self.configure(**options)
         self.metric = f"rsa-{comparator}" + (f"+{transform_name}" if transform_name else "")
         self._stimuli: StimulusSet | None = None
+        self._checked: tuple[tuple, torch.Tensor, str] | None = None
+
+    def check_data(self) -> None:
+        self.data_rdms("cpu")
 
     def data_rdms(self, device: torch.device) -> tuple[torch.Tensor, str]:
-        ids, rdms, note = self._load_data()
-        self.stimuli().check_aligned(ids, what=f"{self.identifier} data RDMs")
-        t = torch.as_tensor(np.asarray(rdms), dtype=torch.float64, device=device)
-        if t.ndim == 3:
-            t = upper_triangle(t)
-        return t, note
+        """The data RDMs, condensed (subjects, K) float64 on `device`, checked (see the module
+        docstring) once per setting of the conversion options; and the loader's note."""
+        key = (self.similarity_to_dissimilarity, self.allow_negative)
+        if self._checked is None or self._checked[0] != key:
+            ids, rdms, note = self._load_data()
+            self.stimuli().check_aligned(ids, what=f"{self.identifier} data RDMs")
+            rdms = rdms if isinstance(rdms, torch.Tensor) else np.asarray(rdms)
+            n = len(ids)
+            if rdms.ndim == 2 and tuple(rdms.shape) == (n, n) and n != n * (n - 1) // 2:
+                raise InvalidInputError(f"{self.identifier}: the data is one square RDM ({n} x {n}); give it a subject "
+                                        "axis (rdms[None]): data RDMs are (subjects, n, n) or (subjects, n(n-1)/2)")
+            if rdms.ndim not in (2, 3):
+                raise InvalidInputError(
+                    f"{self.identifier}: data RDMs of shape {tuple(rdms.shape)}; expected one per subject, square "
+                    f"(subjects, {len(ids)}, {len(ids)}) or condensed (subjects, {len(ids) * (len(ids) - 1) // 2})")
+            t = check_data_rdms(rdms, len(ids), what=f"{self.identifier} data RDMs", square=rdms.ndim == 3,
+                                similarity=self.similarity_to_dissimilarity, allow_negative=self.allow_negative,
+                                ids=list(ids), axes=("subject",))
+            self._checked = (key, t, note)
+        _key, t, note = self._checked
+        return t.to(device), note
 
     def _prepare(self, condensed: torch.Tensor) -> torch.Tensor:
         return self.transform(condensed) if self.transform is not None else condensed
@@ -77,11 +128,7 @@ class RSABenchmark(Benchmark):
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         names = list(activations)
         data, note = self.data_rdms(device)
-        model = torch.stack([
-            upper_triangle(compute_rdms(torch.as_tensor(activations[n]), self.rdm_method, device=device,
-                                        dtype=torch.float64))
-            for n in names
-        ])
+        model = model_rdms(activations, self.stimuli().ids, self.rdm_method, device, self.identifier)
         n_stim = len(self.stimuli())
         common = dict(method=self.comparator, n_bootstrap=self.n_bootstrap, bootstrap="stimuli")
 

@@ -21,6 +21,9 @@ the loader's single trials (`TemporalTrials`).
 
 The full layer x time matrix is in `result.per_target` (long DataFrame: layer, time, r and one
 `r_<subject>` column per subject) and in `result.provenance["timecourse"]` (lists).
+
+Data RDMs are checked as `RSABenchmark` checks them (every subject at every time point), before
+any activation is extracted; model RDMs come from `kinds.rsa.model_rdms`.
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ from ..data.stimuli import StimulusSet
 from ..errors import InvalidInputError, InvalidOptionError
 from ..metrics.decoding import condition_folds, pairwise_decoding_rdms
 from ..metrics.inference import score_rdms
-from ..metrics.rdm import compute_rdms, n_stimuli_from_length, pair_positions, upper_triangle
+from ..metrics.rdm import check_data_rdms, compute_rdms, pair_positions, upper_triangle
 from ..metrics.rsa import canonical_method, compare_rdms
 from ..metrics.temporal import time_resolved_rsa
-from ..options import finite_float, int_at_least, non_negative_int, one_of, option
+from ..options import boolean, finite_float, int_at_least, non_negative_int, one_of, option
 from ..result import Scores
 from .base import Benchmark
+from .rsa import model_rdms
 from .selection import half_split
 
 log = logging.getLogger(__name__)
@@ -158,6 +162,12 @@ class TemporalRSABenchmark(Benchmark):
     decoding_folds : int
         Cross-validation folds of each condition's trials for `data_rdm='decoding'` (fewer when a
         condition has fewer trials; the number used is recorded).
+    similarity_to_dissimilarity : bool
+        The data matrices are similarities: convert them with D_ij = (S_ii + S_jj) / 2 - S_ij
+        (square matrices only). Without it a similarity matrix is refused.
+    allow_negative : bool
+        The data RDMs hold cross-validated distances, which can be negative; without it a negative
+        dissimilarity is refused.
     """
 
     window = option(0.05, finite_float)
@@ -166,6 +176,8 @@ class TemporalRSABenchmark(Benchmark):
     n_bootstrap_latency = option(None, int_at_least(0))
     data_rdm = option("correlation", one_of("correlation", "decoding"))
     decoding_folds = option(5, int_at_least(2))
+    similarity_to_dissimilarity = option(False, boolean)
+    allow_negative = option(False, boolean)
 
     def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],
                  load_stimuli: Callable[[], StimulusSet], load_data: Callable[[], TemporalData],
@@ -182,6 +194,7 @@ class TemporalRSABenchmark(Benchmark):
         self._stimuli: StimulusSet | None = None
         self._data: TemporalData | None = None
         self._decoded: dict[int, tuple[TemporalData, list[int]]] = {}
+        self._checked: tuple[tuple, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ data
 
@@ -218,20 +231,27 @@ class TemporalRSABenchmark(Benchmark):
                 "value": "cross-validated pairwise accuracy (0.5 = chance)"}}
         return {"data_rdm": "correlation", "data_rdm_definition": "1 - Pearson r across sensors of condition means"}
 
+    def check_data(self) -> None:
+        self.data_rdms("cpu")
+
     def data_rdms(self, device: torch.device) -> tuple[torch.Tensor, np.ndarray, TemporalData]:
+        """Condensed (subjects, times, K) float64 data RDMs on `device`, checked (once per setting
+        of the conversion options), the times and the data."""
         data = self.temporal_data(device)
-        t = torch.as_tensor(data.rdms, dtype=torch.float64, device=device)
-        if t.ndim == 4:
-            t = upper_triangle(t)
         times = np.asarray(data.times, dtype=float)
-        if t.ndim != 3 or t.shape[1] != len(times) or t.shape[0] != len(data.subjects):
-            raise InvalidInputError(
-                f"{self.identifier}: data RDMs must be (subjects {len(data.subjects)}, times {len(times)}, K); "
-                f"got {tuple(t.shape)}")
-        if n_stimuli_from_length(t.shape[-1]) != len(data.ids):
-            raise InvalidInputError(f"{self.identifier}: RDMs cover {n_stimuli_from_length(t.shape[-1])} stimuli, "
-                                    f"ids {len(data.ids)}")
-        return t, times, data
+        key = (id(data), self.similarity_to_dissimilarity, self.allow_negative)
+        if self._checked is None or self._checked[0] != key:
+            rdms = data.rdms
+            n, s = len(data.ids), len(data.subjects)
+            if rdms.ndim not in (3, 4) or rdms.shape[0] != s or rdms.shape[1] != len(times):
+                raise InvalidInputError(
+                    f"{self.identifier}: data RDMs must be (subjects {s}, times {len(times)}, {n * (n - 1) // 2}) "
+                    f"condensed or (subjects {s}, times {len(times)}, {n}, {n}) square; got {tuple(rdms.shape)}")
+            t = check_data_rdms(rdms, n, what=f"{self.identifier} data RDMs", square=rdms.ndim == 4,
+                                similarity=self.similarity_to_dissimilarity, allow_negative=self.allow_negative,
+                                ids=list(data.ids), axes=("subject", "time point"))
+            self._checked = (key, t)
+        return self._checked[1].to(device), times, data
 
     def latency_resamples(self, data: torch.Tensor) -> int:
         """Peak-latency bootstrap size: resampling subjects costs nothing, resampling stimuli
@@ -249,10 +269,7 @@ class TemporalRSABenchmark(Benchmark):
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
         names = list(activations)
         data, times, meta = self.data_rdms(device)
-        model = torch.stack([
-            upper_triangle(compute_rdms(torch.as_tensor(activations[n]), self.rdm_method, device=device,
-                                        dtype=torch.float64))
-            for n in names])
+        model = model_rdms(activations, meta.ids, self.rdm_method, device, self.identifier)
         n_stim = len(meta.ids)
         course = time_resolved_rsa(model, data, times, self.comparator, n_bootstrap=self.latency_resamples(data),
                                    seed=seed)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Ceiling", "NormalizedScore", "split_half_reliability", "normalize_scores",
            "spearman_brown", "as_repeated_array"]
 
-_REP_DIMS = ("repetition", "repetition_id", "trial", "rep")
+REPETITION_DIMS = ("repetition", "repetition_id", "trial", "rep")  # names a repetition dimension may have
 _PRES_DIMS = ("presentation", "stimulus", "stimulus_id", "image")
 
 
@@ -52,7 +52,7 @@ def as_repeated_array(data: Any, min_repetitions: int = 2,
                       allow_missing: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """(presentations, repetitions, targets) array from an ndarray or an xarray DataArray.
 
-    A DataArray must have a repetition dimension (one of `_REP_DIMS`); the presentation
+    A DataArray must have a repetition dimension (one of `REPETITION_DIMS`); the presentation
     dimension is the one named in `_PRES_DIMS` (else the first other one), the last is targets.
     With `allow_missing`, NaN marks a repetition a presentation lacks (ragged repeats); every
     presentation still needs at least one.
@@ -60,10 +60,10 @@ def as_repeated_array(data: Any, min_repetitions: int = 2,
     meta: dict[str, Any] = {}
     if hasattr(data, "dims") and hasattr(data, "transpose"):
         dims = list(data.dims)
-        rep = next((d for d in dims if d in _REP_DIMS), None)
+        rep = next((d for d in dims if d in REPETITION_DIMS), None)
         if rep is None or len(dims) != 3:
             raise InvalidInputError(
-                f"repeated data must have 3 dims including one of {_REP_DIMS}; got {dims}"
+                f"repeated data must have 3 dims including one of {REPETITION_DIMS}; got {dims}"
             )
         others = [d for d in dims if d != rep]
         pres = next((d for d in others if d in _PRES_DIMS), None)

@@ -17,6 +17,7 @@ Condensed vectors follow scipy's `squareform` order: row-major upper triangle wi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -107,50 +108,250 @@ def subset_condensed(vectors: torch.Tensor, index) -> torch.Tensor:
     return vectors[..., pos]
 
 
-def validate_rdms(rdms, atol: float = 1e-8, rtol: float = 1e-6) -> torch.Tensor:
-    """Check square RDMs (..., n, n): n >= 3, symmetric, zero diagonal. Returns them as a tensor.
+_CHECK_CHUNK_BYTES = 64 * 2**20  # validation works through large stacks of RDMs in blocks of this size
 
-    NaN entries off the diagonal are allowed (they are removed jointly when compared) but must be
-    symmetric. The tolerance scales with the largest finite dissimilarity.
+
+def _where(flat: int, lead: tuple[int, ...], axes: Sequence[str] | None) -> str:
+    """' of subject 2 at time point 5' for the RDM at `flat` in a stack with leading shape `lead`."""
+    if not lead:
+        return ""
+    idx = np.unravel_index(flat, lead)
+    names = list(axes or ())[-len(lead):] if axes else []
+    names = [""] * (len(lead) - len(names)) + names
+    parts = [f"{name} {int(i)}" if name else f"[{int(i)}]" for name, i in zip(names, idx)]
+    return " of " + ", ".join(parts)
+
+
+def _pair(i: int, j: int, ids: Sequence | None) -> str:
+    return f"stimuli {ids[i]!r} and {ids[j]!r}" if ids is not None else f"stimuli {i} and {j}"
+
+
+def validate_rdms(rdms, atol: float = 1e-8, rtol: float = 1e-6, *, what: str = "RDMs", allow_nan: bool = True,
+                  allow_negative: bool = False, ids: Sequence | None = None,
+                  axes: Sequence[str] | None = None) -> torch.Tensor:
+    """Check square RDMs (..., n, n) and return them as a tensor; InvalidInputError naming the RDM,
+    the stimuli and the fix otherwise.
+
+    Checked: square with n >= 3; no inf; a zero diagonal (a similarity matrix, whose diagonal is
+    its largest value, is named as such); symmetric (an RDM with only one triangle filled is
+    named as such); no negative dissimilarity (`allow_negative=True` for cross-validated
+    distances such as crossnobis, which are unbiased and can be negative). NaN entries off the
+    diagonal mark missing dissimilarities: allowed when symmetric (`allow_nan=False` refuses
+    them). The tolerance scales with the largest finite dissimilarity. Large stacks are checked
+    in blocks (no full-size temporaries). `ids` (stimulus ids) and `axes` (names of the leading
+    dimensions, e.g. ('subject', 'time point')) make the messages name what is wrong.
     """
     t = rdms if isinstance(rdms, torch.Tensor) else torch.as_tensor(np.asarray(rdms, dtype=float))
     if t.ndim < 2 or t.shape[-1] != t.shape[-2]:
         raise InvalidInputError(
-            f"RDMs must be square (..., n, n); got shape {tuple(t.shape)}. "
+            f"{what} must be square (..., n, n); got shape {tuple(t.shape)}. "
             "Condensed vectors can be expanded with square_form()."
         )
     n = t.shape[-1]
     if n < 3:
         raise InvalidInputError(
-            f"RDMs need at least 3 stimuli (an RDM over {n} has fewer than 3 dissimilarities "
+            f"{what} need at least 3 stimuli (an RDM over {n} has fewer than 3 dissimilarities "
             "and no rank structure to compare); add stimuli"
         )
-    finite = torch.isfinite(t)
-    scale = float(t[finite].abs().max()) if bool(finite.any()) else 1.0
-    tol = atol + rtol * scale
-    diag = torch.diagonal(t, dim1=-2, dim2=-1)
-    bad_diag = ~(diag.abs() <= tol)
-    if bool(bad_diag.any()):
-        where = torch.nonzero(bad_diag)[0].tolist()
-        raise InvalidInputError(
-            f"RDM diagonal must be zero (a stimulus is not dissimilar to itself); found "
-            f"{float(diag[tuple(where)])} at index {where}. Pass dissimilarities, not similarities, "
-            "and set the diagonal to 0."
-        )
-    tt = t.transpose(-1, -2)
-    nan_asym = torch.isnan(t) != torch.isnan(tt)
-    diff = (t - tt).abs()
-    asym = nan_asym | (diff > tol)
-    if bool(asym.any()):
-        where = torch.nonzero(asym)[0].tolist()
-        raise InvalidInputError(
-            f"RDMs must be symmetric; entry {where} differs from its transpose "
-            f"(max |D - D^T| = {float(torch.nan_to_num(diff, nan=0.0).max()):.3g}, tolerance {tol:.3g}). "
-            "Symmetrise with (D + D^T) / 2 if the asymmetry is noise."
-        )
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    lead = tuple(t.shape[:-2])
+    flat = t.reshape(-1, n, n)
+    step = max(1, _CHECK_CHUNK_BYTES // (n * n * 8))
+    for s0 in range(0, flat.shape[0], step):
+        _check_square_block(flat[s0:s0 + step], s0, lead, atol, rtol, what, allow_nan, allow_negative, ids, axes)
     return t
 
 
+def _check_square_block(b: torch.Tensor, offset: int, lead, atol, rtol, what, allow_nan, allow_negative,
+                        ids, axes) -> None:
+    n = b.shape[-1]
+    inf = torch.isinf(b)
+    if bool(inf.any()):
+        k, i, j = torch.nonzero(inf)[0].tolist()
+        raise InvalidInputError(f"{what}: the RDM{_where(offset + k, lead, axes)} holds an infinite dissimilarity "
+                                f"between {_pair(i, j, ids)}; dissimilarities must be finite")
+    finite = torch.isfinite(b)
+    scale = float(b[finite].abs().max()) if bool(finite.any()) else 1.0
+    tol = atol + rtol * scale
+    off = ~torch.eye(n, dtype=torch.bool, device=b.device)
+    if not allow_nan:
+        nan = torch.isnan(b) & off
+        if bool(nan.any()):
+            k, i, j = torch.nonzero(nan)[0].tolist()
+            raise InvalidInputError(
+                f"{what}: the RDM{_where(offset + k, lead, axes)} has {int(nan[k].sum()) // 2 or 1} missing (NaN) "
+                f"dissimilarities, e.g. between {_pair(i, j, ids)}; this benchmark compares complete RDMs: "
+                "drop the stimuli without a measurement or fill the missing entries")
+    diag = torch.diagonal(b, dim1=-2, dim2=-1)
+    bad_diag = ~(diag.abs() <= tol)
+    if bool(bad_diag.any()):
+        k, i = torch.nonzero(bad_diag)[0].tolist()
+        d = diag[k]
+        others = b[k][off].reshape(n, n - 1)
+        similarity = (bool(torch.isfinite(d).all()) and float(d.min()) > 0 and float(d.max() - d.min()) <= tol
+                      and bool((torch.nan_to_num(others, nan=-float("inf")) <= d[:, None] + tol).all()))
+        where = f"the RDM{_where(offset + k, lead, axes)}"
+        if similarity:
+            raise InvalidInputError(
+                f"{what}: {where} looks like a similarity matrix, not an RDM: its diagonal is {float(d[0]):g} "
+                "everywhere and no entry exceeds it. Pass dissimilarities (e.g. 1 - r for a correlation matrix), "
+                "or let neurobench convert them with the option similarity_to_dissimilarity=true "
+                "(D_ij = (S_ii + S_jj) / 2 - S_ij)")
+        stimulus = repr(ids[i]) if ids is not None else str(i)
+        raise InvalidInputError(
+            f"{what}: {where} has {float(d[i])} on its diagonal at stimulus {stimulus}; an RDM's diagonal must be "
+            "zero (a stimulus is not dissimilar to itself). Pass dissimilarities, not similarities, and set the "
+            "diagonal to 0.")
+    bt = b.transpose(-1, -2)
+    diff = (b - bt).abs()
+    asym = (torch.isnan(b) != torch.isnan(bt)) | (diff > tol)
+    if bool(asym.any()):
+        k, i, j = torch.nonzero(asym)[0].tolist()
+        m = torch.nan_to_num(b[k], nan=0.0)
+        upper, lower = torch.triu(m, 1), torch.tril(m, -1)
+        where = f"the RDM{_where(offset + k, lead, axes)}"
+        for filled, empty, name in ((lower, upper, "lower"), (upper, lower, "upper")):
+            if bool((empty == 0).all()) and bool((filled != 0).any()):
+                raise InvalidInputError(
+                    f"{what}: {where} has only its {name} triangle filled (the other is all zero); give the full "
+                    f"symmetric matrix, e.g. D + D.T for a triangle with a zero diagonal")
+        raise InvalidInputError(
+            f"{what}: {where} is not symmetric: the dissimilarity between {_pair(i, j, ids)} is {float(b[k, i, j]):g} "
+            f"one way and {float(b[k, j, i]):g} the other (max |D - D^T| = "
+            f"{float(torch.nan_to_num(diff[k], nan=0.0).max()):.3g}, tolerance {tol:.3g}). "
+            "Symmetrise with (D + D^T) / 2 if the asymmetry is noise.")
+    if not allow_negative:
+        neg = b < -tol
+        if bool(neg.any()):
+            k, i, j = torch.nonzero(neg)[0].tolist()
+            raise InvalidInputError(
+                f"{what}: the RDM{_where(offset + k, lead, axes)} holds negative dissimilarities ({float(b[k, i, j]):g} "
+                f"between {_pair(i, j, ids)}; {int(neg[k].sum()) // 2 or 1} in all). Distances are >= 0: a "
+                "correlation or similarity matrix with its diagonal zeroed looks like this (pass 1 - r, or the "
+                "full similarity matrix with similarity_to_dissimilarity=true); cross-validated distances "
+                "(crossnobis) can be negative: declare them with allow_negative=true")
+
+
+def validate_condensed(vectors, n_stimuli: int | None = None, *, what: str = "RDMs", allow_nan: bool = True,
+                       allow_negative: bool = False, ids: Sequence | None = None,
+                       axes: Sequence[str] | None = None) -> torch.Tensor:
+    """Check condensed RDMs (..., n(n-1)/2) in scipy `squareform` order and return them as a tensor.
+
+    The length must be n(n-1)/2 for n >= 3 stimuli (for `n_stimuli` when given); entries must be
+    finite (NaN marks a missing dissimilarity; `allow_nan=False` refuses it) and >= 0 unless
+    `allow_negative` (cross-validated distances). Messages name the RDM (`axes`: names of the
+    leading dimensions; `ids`: the stimulus ids) and the fix.
+    """
+    v = vectors if isinstance(vectors, torch.Tensor) else torch.as_tensor(np.asarray(vectors, dtype=float))
+    if v.ndim < 1 or v.shape[-1] == 0:
+        raise InvalidInputError(f"{what}: expected condensed RDM vectors (..., n(n-1)/2); got shape {tuple(v.shape)}")
+    k = v.shape[-1]
+    if n_stimuli is not None and k != n_stimuli * (n_stimuli - 1) // 2:
+        raise InvalidInputError(
+            f"{what}: condensed RDMs of {k} entries, but there are {n_stimuli} stimuli, which make "
+            f"{n_stimuli * (n_stimuli - 1) // 2} pairs; give the upper triangle in scipy squareform order "
+            "(row by row, without the diagonal) over exactly the benchmark's stimuli, or the square matrices")
+    n = n_stimuli_from_length(k)
+    if n < 3:
+        raise InvalidInputError(f"{what}: RDMs need at least 3 stimuli; got {n}")
+    if not v.is_floating_point():
+        v = v.to(torch.float64)
+    lead = tuple(v.shape[:-1])
+    flat = v.reshape(-1, k)
+    for bad, problem in ((torch.isinf(flat), "infinite"), (None if allow_nan else torch.isnan(flat), "missing (NaN)"),
+                         (None if allow_negative else flat < -1e-8 * max(1.0, _max_abs(flat)), "negative")):
+        if bad is not None and bool(bad.any()):
+            r, e = torch.nonzero(bad)[0].tolist()
+            i, j = _pair_of_position(e, n)
+            fix = {"infinite": "dissimilarities must be finite",
+                   "missing (NaN)": "this benchmark compares complete RDMs: drop the stimuli without a measurement",
+                   "negative": "distances are >= 0 (a correlation or similarity vector? pass 1 - r); cross-validated "
+                               "distances (crossnobis) can be negative: declare them with allow_negative=true"}[problem]
+            raise InvalidInputError(
+                f"{what}: the RDM{_where(r, lead, axes)} holds {int(bad[r].sum())} {problem} dissimilarities "
+                f"(the first {float(flat[r, e]):g} between {_pair(i, j, ids)}); {fix}")
+    return v
+
+
+def _max_abs(t: torch.Tensor) -> float:
+    finite = torch.isfinite(t)
+    return float(t[finite].abs().max()) if bool(finite.any()) else 0.0
+
+
+def _pair_of_position(pos: int, n: int) -> tuple[int, int]:
+    """The stimuli (i, j), i < j, of entry `pos` of a condensed RDM over n stimuli."""
+    i = 0
+    while pos >= n - 1 - i:
+        pos -= n - 1 - i
+        i += 1
+    return i, i + 1 + pos
+
+
+def similarity_to_dissimilarity(similarities) -> torch.Tensor:
+    """Square similarity matrices (..., n, n) -> dissimilarities D_ij = (S_ii + S_jj) / 2 - S_ij.
+
+    For a correlation matrix this is 1 - r; for a Gram matrix of patterns (inner products) half the
+    squared Euclidean distance. The result has a zero diagonal; check it with `validate_rdms`.
+    """
+    s = similarities if isinstance(similarities, torch.Tensor) else torch.as_tensor(np.asarray(similarities, dtype=float))
+    if s.ndim < 2 or s.shape[-1] != s.shape[-2]:
+        raise InvalidInputError(
+            f"similarity_to_dissimilarity needs square similarity matrices (..., n, n) with their diagonal; got shape "
+            f"{tuple(s.shape)} (for condensed correlation similarities pass 1 - r yourself)")
+    d = torch.diagonal(s, dim1=-2, dim2=-1)
+    out = (d[..., :, None] + d[..., None, :]) / 2 - s
+    out.diagonal(dim1=-2, dim2=-1).zero_()
+    return out
+
+
+def constant_rdms(condensed: torch.Tensor) -> torch.Tensor:
+    """(...,) True where every finite dissimilarity of a condensed RDM is the same value (no
+    structure: a rank or correlation comparison with it is undefined)."""
+    finite = torch.isfinite(condensed)
+    hi = torch.where(finite, condensed, -float("inf")).amax(-1)
+    lo = torch.where(finite, condensed, float("inf")).amin(-1)
+    return ~(hi > lo)
+
+
+def check_data_rdms(rdms, n_stimuli: int, *, what: str, square: bool, similarity: bool = False,
+                    allow_negative: bool = False, ids: Sequence | None = None,
+                    axes: Sequence[str] | None = None) -> torch.Tensor:
+    """A benchmark's data RDMs, checked at the boundary: condensed (..., n(n-1)/2) float64.
+
+    `square`: the input is (..., n, n) matrices (else condensed vectors). `similarity`: the input
+    holds similarities, converted with `similarity_to_dissimilarity` (square input only). Refused,
+    with a message naming the RDM and the fix: a size other than `n_stimuli`, inf or NaN, a
+    non-zero diagonal (similarity matrices named as such), asymmetry (one triangle filled named as
+    such), negative values (unless `allow_negative`), and RDMs whose dissimilarities are all equal.
+    """
+    t = torch.as_tensor(np.asarray(rdms, dtype=np.float64)) if not isinstance(rdms, torch.Tensor) else rdms.double()
+    if square:
+        if t.ndim < 2 or t.shape[-1] != t.shape[-2] or t.shape[-1] != n_stimuli:
+            raise InvalidInputError(f"{what}: expected square RDMs over the {n_stimuli} stimuli (..., {n_stimuli}, "
+                                    f"{n_stimuli}); got shape {tuple(t.shape)}")
+        if similarity:
+            validate_rdms(similarity_to_dissimilarity(t), what=f"{what} (converted from similarities)",
+                          allow_nan=False, allow_negative=allow_negative, ids=ids, axes=axes)
+            t = similarity_to_dissimilarity(t)
+        else:
+            validate_rdms(t, what=what, allow_nan=False, allow_negative=allow_negative, ids=ids, axes=axes)
+        t = upper_triangle(t)
+    else:
+        if similarity:
+            raise InvalidInputError(
+                f"{what}: similarity_to_dissimilarity needs the square similarity matrices (with their diagonal); "
+                "these are condensed vectors (for correlations pass 1 - r instead)")
+        t = validate_condensed(t, n_stimuli, what=what, allow_nan=False, allow_negative=allow_negative, ids=ids,
+                               axes=axes)
+    flat = constant_rdms(t.reshape(-1, t.shape[-1]))
+    if bool(flat.any()):
+        k = int(torch.nonzero(flat)[0])
+        value = float(t.reshape(-1, t.shape[-1])[k, 0])
+        raise InvalidInputError(
+            f"{what}: every dissimilarity of the RDM{_where(k, tuple(t.shape[:-1]), axes)} is {value:g}; an RDM "
+            "without structure cannot be compared (every comparator is undefined or 0): check how it was built")
+    return t
 
 
 def compute_rdms(patterns, method: str = "correlation", device=None, dtype=None) -> torch.Tensor:

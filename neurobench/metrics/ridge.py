@@ -45,6 +45,7 @@ import torch
 from ..devices import available_memory_bytes, resolve_device, resolve_dtype
 from ..errors import InvalidInputError, MemoryBudgetError
 from .correlation import pearson_columns
+from .scaling import rescaled
 from .splits import Splits, kfold_splits
 
 log = logging.getLogger(__name__)
@@ -446,13 +447,14 @@ class RidgeCV:
             )
         n = Xh.shape[0]
         folds = _as_folds(self.cv, n, groups, self.seed, "RidgeCV cv")
-        Xd = Xh.to(device=dev, dtype=dt)
-        out = _fit_select(Xd, Yh, np.arange(n), folds, None, alphas, scoring=self.scoring,
+        Xs, factor = rescaled(Xh)  # exact: the fit on X * f with alphas * f^2 is the fit on X
+        Xd = Xs.to(device=dev, dtype=dt)
+        out = _fit_select(Xd, Yh, np.arange(n), folds, None, alphas * factor**2, scoring=self.scoring,
                           fit_intercept=self.fit_intercept, want_weights=True, budget=budget,
                           dtype=dt, device=dev)
         self.best_alphas_ = alphas[out.best]
         self.cv_scores_ = out.cv_score
-        self.coef_, self.intercept_ = out.coef, out.intercept
+        self.coef_, self.intercept_ = out.coef * factor, out.intercept
         self.info_ = out.info
         self.n_features_in_ = Xh.shape[1]
         return self
@@ -590,13 +592,20 @@ def ridge_cv_multi(
             raise InvalidInputError(
                 f"features[{name!r}] has {Xh.shape[0]} stimuli but Y has {n}; align them first"
             )
+        if Xh.shape[1] == 0:
+            raise InvalidInputError(f"features[{name!r}] has no columns (width 0); give at least one feature")
+        Xh, factor = rescaled(Xh)  # magnitudes that would overflow/underflow: exact power-of-two rescaling
         x_for_fold, red_records = _reducer(Xh, reduction, dict(reduction_kwargs or {}), dev, dt)
         results[name] = _encode_one(
             x_for_fold, Yh, outer, inner_per_fold, alphas_np, constant, scoring=scoring,
             fit_intercept=fit_intercept, budget=budget, dtype=dt, device=dev,
-            return_predictions=return_predictions, return_weights=return_weights)
+            return_predictions=return_predictions, return_weights=return_weights, x_factor=factor)
         results[name].record.update(layer=name, n_features=int(Xh.shape[1]),
                                     reduction=red_records)
+        if factor != 1.0:
+            results[name].record["feature_rescaling"] = (
+                f"features multiplied by 2^{int(np.log2(factor))} (exact) and alphas by its square: the same fit, "
+                "without overflow or underflow")
     return results
 
 
@@ -638,7 +647,9 @@ def _inner_for_each(inner_cv, outer: Splits, groups, seed) -> list[list]:
 
 
 def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant, *, scoring, fit_intercept,
-                budget, dtype, device, return_predictions, return_weights) -> EncodingResult:
+                budget, dtype, device, return_predictions, return_weights, x_factor: float = 1.0) -> EncodingResult:
+    """Nested CV of one layer. `x_factor`: the power of two the features were multiplied by
+    (alphas are scaled by its square and weights back by it, so results are in the original units)."""
     n, t = Yh.shape
     n_out = len(outer)
     r_f = np.full((n_out, t), np.nan)
@@ -650,7 +661,7 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant,
     weights, intercepts, infos = ([] if return_weights else None), ([] if return_weights else None), []
     for k, (tr, te) in enumerate(outer):
         inner = [(tr[a], tr[b]) for a, b in inner_per_fold[k]]
-        out = _fit_select(x_for_fold(tr), Yh, tr, inner, te, alphas, scoring=scoring,
+        out = _fit_select(x_for_fold(tr), Yh, tr, inner, te, alphas * x_factor**2, scoring=scoring,
                           fit_intercept=fit_intercept, want_weights=return_weights,
                           budget=budget, dtype=dtype, device=device)
         yte = Yh[te].to(torch.float64)
@@ -663,7 +674,7 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant,
         if return_predictions:
             preds[te] = out.pred
         if return_weights:
-            weights.append(out.coef)
+            weights.append(out.coef * x_factor)
             intercepts.append(out.intercept)
     r = _nanmean0(r_f)
     r[constant] = np.nan

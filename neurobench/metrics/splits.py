@@ -3,6 +3,14 @@
 Repeats of one stimulus (same id) always land on the same side of a split, so a model never
 sees a stimulus at training time that it is scored on.  Splits are plain index arrays so they
 can be recorded with a result and replayed exactly.
+
+Rows are stimuli, so a split is only right for rows in the order it was built for.  A split
+built from stimulus ids (`fixed_split(ids=...)`, or a mask with `ids=`) carries them, and
+`Splits.aligned_to(ids)` puts it in the order of the rows it is used on: the same split when
+the ids are the same, re-indexed by stimulus id when they are the same stimuli in another order
+(e.g. a split built in an assembly's order, used on rows in the stimulus set's order), and an
+AlignmentError when they are other stimuli.  A split without ids is positional: it is taken to
+index the rows it is given.
 """
 
 from __future__ import annotations
@@ -13,23 +21,40 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import AlignmentError, InvalidInputError
+from ..ids import check_same_ids
 
 __all__ = ["Splits", "kfold_splits", "fixed_split"]
 
 
 @dataclass(frozen=True)
 class Splits:
-    """A list of (train_idx, test_idx) pairs over rows, plus how they were made."""
+    """A list of (train_idx, test_idx) pairs over rows, plus how they were made.
+
+    `ids`: the stimulus id of each row the splits were built for (None: positional splits, which
+    index whatever rows they are given); see `aligned_to`.
+    """
 
     kind: str
     seed: int | None
     folds: list[tuple[np.ndarray, np.ndarray]]
     n_samples: int
     meta: dict[str, Any] = field(default_factory=dict)
+    ids: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.ids is not None:
+            object.__setattr__(self, "ids", tuple(str(i) for i in self.ids))
+            if len(self.ids) != self.n_samples:
+                raise InvalidInputError(f"splits over {self.n_samples} rows carry {len(self.ids)} stimulus ids; "
+                                        "give one id per row")
 
     def __len__(self) -> int:
         return len(self.folds)
+
+    def __repr__(self) -> str:
+        ids = "positional" if self.ids is None else f"ids {list(self.ids[:3])}{' ...' if len(self.ids) > 3 else ''}"
+        return f"Splits({self.kind!r}, {len(self.folds)} fold(s) over {self.n_samples} rows, {ids})"
 
     def __iter__(self):
         return iter(self.folds)
@@ -47,6 +72,7 @@ class Splits:
             "folds": [
                 {"train": tr.tolist(), "test": te.tolist()} for tr, te in self.folds
             ],
+            **({"ids": list(self.ids)} if self.ids is not None else {}),
             **self.meta,
         }
 
@@ -57,8 +83,41 @@ class Splits:
             for f in rec["folds"]
         ]
         meta = {k: v for k, v in rec.items()
-                if k not in {"kind", "seed", "n_samples", "n_splits", "folds"}}
-        return cls(rec["kind"], rec["seed"], folds, int(rec["n_samples"]), meta)
+                if k not in {"kind", "seed", "n_samples", "n_splits", "folds", "ids"}}
+        return cls(rec["kind"], rec["seed"], folds, int(rec["n_samples"]), meta, rec.get("ids"))
+
+    def aligned_to(self, ids: Sequence, what: str = "the responses") -> Splits:
+        """These splits over rows that follow `ids` (the stimulus id of each row).
+
+        Splits built for exactly these ids, or without ids (positional), are returned as they
+        are. Splits built for the same stimuli in another order are re-indexed by stimulus id.
+        AlignmentError when the stimuli differ, or when an id's rows straddle a fold (its side
+        would depend on the row order).
+        """
+        want = [str(i) for i in ids]
+        if self.ids is None or list(self.ids) == want:
+            if self.ids is None and len(want) != self.n_samples:
+                raise AlignmentError(f"splits over {self.n_samples} rows used on {len(want)} rows of {what}")
+            return self
+        check_same_ids(sorted(self.ids), sorted(want), "the splits' stimulus ids", f"the stimulus ids of {what}",
+                       hint="build the split from the ids of the rows it is used on (fixed_split(ids=..., "
+                            "train_ids=...))")
+        rows_of: dict[str, list[int]] = {}
+        for r, i in enumerate(want):
+            rows_of.setdefault(i, []).append(r)
+        folds = []
+        for k, (tr, te) in enumerate(self.folds):
+            side: dict[str, str] = {}
+            for rows, name in ((tr, "train"), (te, "test")):
+                for r in np.asarray(rows).tolist():
+                    if side.setdefault(self.ids[r], name) != name:
+                        raise AlignmentError(
+                            f"fold {k} of the splits puts rows of stimulus {self.ids[r]!r} on both sides, so it "
+                            f"cannot be re-indexed by stimulus id for {what} (in another order); build it for "
+                            "their rows, in their order")
+            folds.append(tuple(np.sort(np.asarray([r for i, sd in side.items() if sd == name for r in rows_of[i]],
+                                                  dtype=np.int64)) for name in ("train", "test")))
+        return Splits(self.kind, self.seed, folds, len(want), {**self.meta, "realigned_by_id": True}, tuple(want))
 
 
 def _groups(n_samples: int | None, groups: Sequence | np.ndarray | None) -> np.ndarray:
@@ -131,11 +190,18 @@ def fixed_split(
 
     With ids, rows whose id is in `train_ids` train; rows in `test_ids` (default: all others)
     test.  An id listed on both sides is an error, since its repeats would straddle the split.
+    `ids` (the stimulus id of each row, with a mask too) travel with the split, so that
+    `score_encoding` uses it on the right rows whatever their order (`Splits.aligned_to`); a
+    mask without ids is positional.
     """
     if is_train is not None:
         mask = np.asarray(is_train)
         if mask.dtype != bool or mask.ndim != 1:
             raise InvalidInputError("is_train must be a 1-D boolean array")
+        if train_ids is not None or test_ids is not None:
+            raise InvalidInputError("give is_train or train_ids/test_ids, not both")
+        if ids is not None and len(ids) != len(mask):
+            raise InvalidInputError(f"{len(ids)} ids for a mask of {len(mask)} rows; give one id per row")
         train, test = np.flatnonzero(mask), np.flatnonzero(~mask)
         n = len(mask)
     else:
@@ -158,4 +224,4 @@ def fixed_split(
         raise InvalidInputError(
             f"fixed split has {len(train)} training and {len(test)} test rows; both must be > 0"
         )
-    return Splits("fixed", None, [(train, test)], n)
+    return Splits("fixed", None, [(train, test)], n, ids=None if ids is None else tuple(np.asarray(ids).tolist()))

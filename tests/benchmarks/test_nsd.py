@@ -392,7 +392,7 @@ def test_sidecar_is_atomic_with_the_rows(miniature, plugin, tmp_path, monkeypatc
         raise sqlite3.OperationalError("disk I/O error (simulated)")
 
     monkeypatch.setattr(ResultStore, "_write_targets", write_then_fail)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(nb.errors.StoreError, match="simulated"):  # the sqlite error, typed
         store.add(result)
     monkeypatch.undo()
     assert store.rows().empty and not any(store.targets_dir.iterdir())

@@ -58,6 +58,7 @@ def test_one_bad_manifest_does_not_break_the_benchmark_listing(toy, cli):
     assert result.returncode == 0 and "Traceback" not in result.stderr
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines()
             if line.startswith("│ ") and line.split("│")[1].strip()}
+    assert "kriegeskorte2008.hit-rsa" in rows, result.stdout + result.stderr
     assert rows["kriegeskorte2008.hit-rsa"] == "error" and rows["nsd.v1-encoding"] == "missing"
     assert "kriegeskorte2008.hit-rsa" in result.stderr and "not valid TOML" in result.stderr.replace("\n", "")
     err = no_traceback(cli("fetch", "kriegeskorte2008")).replace("\n", "")

@@ -26,7 +26,7 @@ def make(ids=None, subjects=3):
     stim = StimulusSet("syn", sids, images=[np.zeros((4, 4, 3), np.uint8)] * N)
     data = TemporalData(ids or sids, rdms, TIMES, [f"sub{i}" for i in range(subjects)])
     bench = TemporalRSABenchmark("syn.meg-rsa", "synthetic", (), lambda: stim, lambda: data, n_bootstrap=50,
-                                 n_bootstrap_layers=20)
+                                 n_bootstrap_layers=20, allow_negative=True)  # signal x envelope + noise: signed
     return bench, {"good": feats, "noise": rng.normal(size=(N, 5))}, rdms
 
 
