@@ -109,7 +109,7 @@ def test_an_option_a_selected_kind_does_not_declare_fails_before_anything_runs(r
     with pytest.raises(InvalidOptionError) as info:
         nb.score_many("toy-counting", ["toy.a", "toy.b"], options={"reduction": "srp"}, store=tmp_path / "s.sqlite")
     message = str(info.value)
-    assert "toy.a (Spy)" in message and "toy.b (RSABenchmark)" in message and "accepts: n_bootstrap" in message
+    assert "toy.a (Spy)" in message and "toy.b (RSABenchmark)" in message and "accepts: bootstrap, n_bootstrap" in message
     assert counting_model == [] and not (tmp_path / "s.sqlite").exists()
     with pytest.raises(InvalidOptionError, match="n_bootstrap='many'"):
         nb.score_many("toy-counting", ["toy.a"], option_text={"n_bootstrap": "many"}, store=False)
@@ -117,9 +117,9 @@ def test_an_option_a_selected_kind_does_not_declare_fails_before_anything_runs(r
 
 def test_options_from_python_and_from_text(registry):
     run = nb.score_many("tiny-convnet", ["toy.a", "toy.b"], options={"n_bootstrap": 0}, store=False, device="cpu")
-    assert all(r.provenance["options"] == {"n_bootstrap": 0} for r in run.results)
+    assert all(r.provenance["options"] == {"n_bootstrap": 0, "bootstrap": "auto"} for r in run.results)
     run = nb.score_many("tiny-convnet", ["toy.a"], option_text={"n_bootstrap": "5"}, store=False, device="cpu")
-    assert run.results[0].provenance["options"] == {"n_bootstrap": 5}
+    assert run.results[0].provenance["options"] == {"n_bootstrap": 5, "bootstrap": "auto"}
 
 
 def test_score_uses_the_objects_it_is_handed(registry, toy, monkeypatch):
@@ -133,7 +133,7 @@ def test_score_uses_the_objects_it_is_handed(registry, toy, monkeypatch):
     monkeypatch.setattr(api.benchmark_registry, "get", no_lookups)
     result = nb.score(adapter, bench, device="cpu", options={"n_bootstrap": 3})
     assert isinstance(result, nb.ScoreResult) and result.model == adapter.identifier == "tiny-convnet"
-    assert bench.n_bootstrap == 3 and result.provenance["options"] == {"n_bootstrap": 3}
+    assert bench.n_bootstrap == 3 and result.provenance["options"] == {"n_bootstrap": 3, "bootstrap": "auto"}
     with pytest.raises(NeurobenchError, match="applies to a model name"):
         nb.score(adapter, bench, weights="random")
 
@@ -167,7 +167,7 @@ def test_cli_options_policy(registry, tmp_path, capsys):
     assert main(["score", "--model", "tiny-convnet", "--benchmark", "toy.a", "--store", str(store), "--quiet",
                  "--reduction", "srp"]) == 2
     err = capsys.readouterr().err
-    assert "toy.a (Spy) does not take option(s) ['reduction']" in err and "accepts: n_bootstrap" in err
+    assert "toy.a (Spy) does not take option(s) ['reduction']" in err and "accepts: bootstrap, n_bootstrap" in err
     assert not store.exists()
     assert main(["score", "--model", "tiny-convnet", "--benchmark", "toy.a", "--store", str(store), "--quiet",
                  "--reduction", "srp", "-o", "reduction=pca"]) == 2
@@ -195,7 +195,7 @@ def test_cli_reduction_shorthand_sets_the_option(tmp_path, monkeypatch):
 def test_list_benchmark_options(capsys):
     assert main(["list", "benchmarks", "--options", "kriegeskorte2008.hit-rsa"]) == 0
     out = capsys.readouterr().out
-    assert "n_bootstrap" in out and "Stimulus-bootstrap resamples" in out and "RSABenchmark" in out
+    assert "n_bootstrap" in out and "Bootstrap resamples" in out and "Schütt" in out and "RSABenchmark" in out
     assert main(["list", "benchmarks", "--options", "synthetic.spikes-encoding"]) == 0
     out = capsys.readouterr().out
     assert "reduction" in out and "alphas" in out
