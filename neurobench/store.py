@@ -20,6 +20,7 @@ transaction, when it is opened):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -158,9 +159,7 @@ class ResultStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")  # one opener at a time creates or migrates
+        with self._transaction() as con:  # one opener at a time creates or migrates
             fresh = con.execute("SELECT name FROM sqlite_master WHERE name='scores'").fetchone() is None
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -175,18 +174,26 @@ class ResultStore:
                 log.info("results store %s: migrating schema %d -> %d", self.path, version - 1, version)
                 _MIGRATIONS[version](con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=120000")
         return con
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One IMMEDIATE transaction: committed if the block completes, rolled back otherwise."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
 
     def add(self, result: ScoreResult, run_id: str | None = None) -> str:
         """Store every layer row of a result in one transaction; returns the run id."""
@@ -220,17 +227,9 @@ class ResultStore:
                      "details": json.dumps({k: _num(v) for k, v in (("ceiling_lower", result.ceiling_lower),
                                                                      ("ceiling_upper", result.ceiling_upper))
                                             if v is not None})})
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with self._transaction() as con:
             con.executemany(f"INSERT INTO scores ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                             [tuple(row[c] for c in _COLUMNS) for row in rows])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         return run_id
 
     def rows(self) -> pd.DataFrame:
@@ -241,7 +240,8 @@ class ResultStore:
         """Latest headline per (model, weights, benchmark): best layer, raw, CI and its interval,
         ceiling, and the normalised score in the column of its convention (`normalization` names
         it; a value under another convention, e.g. Brain-Score's explained variance, sits in that
-        convention's column). Ranked within a benchmark by the headline convention's value."""
+        convention's column). Ranked within (benchmark, normalisation) by the headline convention's
+        value: rows under different conventions are grouped apart, never interleaved."""
         with self._connect() as con:
             frame = pd.read_sql_query(
                 "SELECT s.* FROM scores s JOIN (SELECT model, weights_sha256, benchmark, MAX(id) AS id FROM scores"
@@ -262,7 +262,9 @@ class ResultStore:
         for c in columns:
             frame[c] = values[c]
         frame["_rank_by"] = [values[n][i] if n in values else math.nan for i, n in enumerate(frame["normalization"])]
-        frame = frame.sort_values(["benchmark", "_rank_by", "raw"], ascending=[True, False, False], na_position="last")
+        # ranked within (benchmark, convention): rows under different conventions are never interleaved
+        frame = frame.sort_values(["benchmark", "normalization", "_rank_by", "raw"],
+                                  ascending=[True, True, False, False], na_position="last")
         out = LEADERBOARD_COLUMNS[:-3] + columns[len(NORMALIZATION_COLUMNS):] + LEADERBOARD_COLUMNS[-3:]
         return frame[out].reset_index(drop=True)
 

@@ -84,6 +84,11 @@ def test_leaderboard_one_column_per_convention(tmp_path):
     topo = board.loc[("topo.x", "a")]
     assert topo["normalization"] == "none" and topo[["explainable_variance_fraction", "nili_lower"]].isna().all()
     assert list(store.leaderboard().query("benchmark == 'x.rsa'")["model"]) == ["b", "a"]  # ranked in its column
+    # one benchmark under two conventions (an old row and a new one): grouped apart, each ranked in its own column
+    store.add(_result(model="c", bench="x.rsa", raw=0.9, normalization="explainable_variance_fraction"))
+    rsa = store.leaderboard().query("benchmark == 'x.rsa'")
+    assert list(rsa["normalization"]) == ["explainable_variance_fraction", "nili_lower", "nili_lower"]
+    assert list(rsa["model"]) == ["c", "b", "a"]
     sections = {name: part for name, _definition, part in store.leaderboard_sections()}
     assert set(sections) == {"explainable_variance_fraction", "nili_lower", "none"}
     assert "nili_lower" not in sections["explainable_variance_fraction"]

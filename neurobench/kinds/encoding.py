@@ -251,6 +251,7 @@ def score_encoding(
         provenance={"splits": records[best][0].to_record() if len(Y) <= 5000 else
                     {"kind": records[best][0].kind, "seed": records[best][0].seed},
                     "ridge": records[best][1], "ceiling": ceiling_record,
+                    "alpha_grids": {name: rec["alpha_grid"]["absolute_per_fold"] for name, (_s, rec) in records.items()},
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
                     "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test)},
         bootstrap=boot or None,

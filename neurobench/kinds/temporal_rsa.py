@@ -10,7 +10,7 @@ otherwise (`bootstrap` option; docs/conventions.md).
 
 The headline is chosen without peeking, as in `RSABenchmark`, but over layers *and* time windows:
 stimuli are split in two seeded halves; the (layer, window) pair that scores best on the selection
-half is scored on the held-out half only (r, stimulus-bootstrap CI, Nili ceiling of that window
+half is scored on the held-out half only (r, bootstrap CI, Nili ceiling of that window
 when there are >= 2 subjects, else a note saying why there is none). Windows are sliding boxcars
 of `window` seconds over the data RDMs (RDMs averaged over the window's time points); only windows
 starting at or after stimulus onset are candidates.

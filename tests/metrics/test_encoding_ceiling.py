@@ -120,4 +120,5 @@ def test_alphas_at_the_grid_edge_are_counted_warned_and_noted(caplog):
     relative = score_encoding({"wide": X}, data, ids, ids, n_bootstrap=0, device="cpu", dtype="float64")
     assert relative.layers.iloc[0][["alpha_at_min", "alpha_at_max"]].tolist() == [0, 0] and not relative.notes
     assert relative.provenance["ridge"]["alpha_grid"]["kind"].startswith("relative")
+    assert np.shape(relative.provenance["alpha_grids"]["wide"]) == (5, 9)  # every layer's grid per outer fold
     assert relative.normalized > short.normalized
