@@ -293,7 +293,9 @@ class EncodingOptions:
         of each outer training set (the summed feature variance), so wide and narrow layers get
         comparable penalties (docs/ridge.md); used when `alphas` is None.
     n_bootstrap : int
-        Stimulus-bootstrap resamples for the confidence intervals (0: none).
+        Bootstrap resamples for the 95% confidence intervals (0: none): over stimuli for one
+        subject; combined over >= 2 subjects, over subjects and stimuli (Schütt et al. 2023
+        corrected variance; docs/conventions.md).
     reduction : {None, 'srp', 'pca'}
         Shrink wide layers before the ridge: sparse random projection to the
         Johnson-Lindenstrauss dimension, or PCA fitted on each outer fold's training rows.
@@ -323,7 +325,8 @@ class EncodingBenchmark(EncodingOptions, Benchmark):
 
     Folds are grouped by stimulus and seeded; the layer is chosen by inner cross-validation on
     training stimuli only; scores are normalised per target by the split-half Spearman-Brown
-    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling).
+    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling:
+    `explainable_variance_fraction`).
     """
 
     def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],
