@@ -1,7 +1,7 @@
 """Kriegeskorte et al. (2008): 92 object images, human IT fMRI and monkey IT RDMs.
 
 - `kriegeskorte2008.hit-rsa`: 4 human subjects, one RDM each (mean of its two sessions), Kendall
-  tau-a, Nili et al. (2014) noise ceiling, stimulus-bootstrap CI.
+  tau-a, Nili et al. (2014) noise ceiling, CI resampling subjects and stimuli (Schütt et al. 2023).
 - `kriegeskorte2008.mit-rsa`: monkey IT (674 neurons), a single RDM: no subject ceiling exists,
   and the result says so.
 - `kriegeskorte2008.hit-trsa`, `kriegeskorte2008.mit-trsa`: the same comparisons after the

@@ -5,8 +5,12 @@
   repetition-averaged 70-170 ms responses, 10 stratified (by object) shuffle splits of 90% train /
   10% test with scikit-learn's random_state=1, Pearson r per neuroid on the test images, median over
   neuroids, mean over splits; ceiling = Brain-Score's internal consistency (split-half over
-  repetitions, Spearman-Brown, median over neuroids, mean over 10 splits); normalised = (raw /
-  ceiling)^2 (sign kept).
+  repetitions, Spearman-Brown, median over neuroids, mean over 10 splits). Normalised as every
+  encoding benchmark is (`explainable_variance_fraction`: median over neuroids of sign(r) r^2 /
+  internal consistency, r = mean over splits), so the PLS and ridge mappings share a column; and
+  Brain-Score's own number, `brainscore_explained_variance` = (raw / ceiling)^2 as
+  `explained_variance` in brainscore_vision/benchmark_helpers/neural_common.py computes it, is
+  reported next to it (`other_normalizations`, a per-layer column of that name).
 - `majajhong2015.it-encoding`, `majajhong2015.v4-encoding`: neurobench's cross-validated ridge
   (`score_encoding`) on 10 stratified folds (by object, random_state=1), normalised per neuroid by the
   same split-half reliability (sign(r) r^2 / reliability, median over neuroids).
@@ -30,11 +34,18 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from neurobench.conventions import (
+    BRAINSCORE_EXPLAINED_VARIANCE,
+    EXPLAINABLE_VARIANCE_FRACTION,
+    NO_INTERVAL,
+    STIMULI,
+)
 from neurobench.data.files import file_state, resolve, unpack
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import AlignmentError, DataFormatError, InvalidInputError, StimulusError
 from neurobench.kinds.base import Benchmark
 from neurobench.kinds.encoding import EncodingOptions, score_encoding
+from neurobench.metrics.ceiling import brainscore_explained_variance, median_scores
 from neurobench.metrics.correlation import pearson_columns, weighted_pearson_columns
 from neurobench.metrics.inference import bootstrap_counts
 from neurobench.metrics.pls import pls_fit
@@ -299,7 +310,8 @@ class _MajajHong(Benchmark):
 
 
 class MajajHongPLSBenchmark(_MajajHong):
-    """Brain-Score's public MajajHong2015 PLS benchmark, with stimulus-bootstrap CIs.
+    """Brain-Score's public MajajHong2015 PLS benchmark, with stimulus-bootstrap CIs; normalised per
+    neuroid (`explainable_variance_fraction`), with Brain-Score's explained variance alongside.
 
     Parameters
     ----------
@@ -328,34 +340,42 @@ class MajajHongPLSBenchmark(_MajajHong):
         w = torch.as_tensor(bootstrap_counts(n, self.n_bootstrap, seed), device=dev)
         halves = repetition_halves(rec.repetitions)
         ceil_ns = internal_consistency(rec, w, halves)  # (B+1, S, t)
-        ceil_b = _nanmedian(ceil_ns).mean(1)  # (B+1,)
+        ceil_b = _nanmedian(ceil_ns).mean(1)  # (B+1,) Brain-Score's aggregate ceiling
+        rho_b = ceil_ns.mean(1).cpu().numpy()  # (B+1, t) per-neuroid internal consistency
         rows, per_layer = [], {}
         for name, acts in activations.items():
-            res = self._score_layer(np.asarray(acts), Y, labels, splits, w, ceil_b, seed, dev)
+            res = self._score_layer(np.asarray(acts), Y, labels, splits, w, ceil_b, rho_b, seed, dev)
             per_layer[name] = res
             rows.append(res["row"] | {"layer": name})
         table = pd.DataFrame(rows)[["layer", "raw", "ci_low", "ci_high", "ceiling", "normalized",
-                                    "normalized_ci_low", "normalized_ci_high", "cv_score", "sem", "n_components"]]
+                                    "normalized_ci_low", "normalized_ci_high", BRAINSCORE_EXPLAINED_VARIANCE,
+                                    "cv_score", "sem", "n_components"]]
         best = str(table.loc[table["cv_score"].idxmax(), "layer"])
         b = per_layer[best]["row"]
-        per_target = pd.DataFrame({"neuroid_id": rec.neuroid_ids, "region": rec.region,
-                                   "r": per_layer[best]["r"].mean(0),
-                                   "internal_consistency": ceil_ns[0].mean(0).cpu().numpy()})
+        r_best = per_layer[best]["r"].mean(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm_t = np.where(rho_b[0] > 0, np.sign(r_best) * r_best**2 / rho_b[0], np.nan)
+        per_target = pd.DataFrame({"neuroid_id": rec.neuroid_ids, "region": rec.region, "r": r_best,
+                                   "internal_consistency": rho_b[0], "normalized": norm_t})
         return Scores(
             layers=table, best_layer=best,
             raw=b["raw"], ci_low=b["ci_low"], ci_high=b["ci_high"], ceiling=b["ceiling"],
-            normalized=b["normalized"],
+            normalized=b["normalized"], normalization=EXPLAINABLE_VARIANCE_FRACTION,
+            interval=STIMULI if self.n_bootstrap else NO_INTERVAL,
+            other_normalizations={BRAINSCORE_EXPLAINED_VARIANCE: b[BRAINSCORE_EXPLAINED_VARIANCE]},
             selection=("layer with the best inner validation score (per outer split, PLS fitted on 90% of its "
                        "training images and scored on the other 10%, stratified by object); scores are held-out"),
             ceiling_note=("Brain-Score internal consistency in r units: split-half over repetitions (10 "
                           "ShuffleSplits of the repetition numbers, random_state=1), Spearman-Brown, median over "
-                          "neuroids, mean over splits; normalised = sign(raw) (raw / ceiling)^2"),
+                          "neuroids, mean over splits; normalised = median over neuroids of sign(r) r^2 / internal "
+                          "consistency (r = mean over splits); Brain-Score's explained variance = (raw / ceiling)^2"),
             metric="pls", per_target=per_target,
             provenance={"splits": splits.to_record(), "repetition_halves": [[a.tolist(), b_.tolist()] for a, b_ in halves],
                         "n_components": self.n_components, "time_bin_ms": list(TIME_BIN), "region": self.region,
                         "split_medians": {k: v["medians"].tolist() for k, v in per_layer.items()},
                         "n_bootstrap": self.n_bootstrap, "dtype": self.dtype,
-                        "normalized_ci": [b["normalized_ci_low"], b["normalized_ci_high"]]},
+                        "normalized_ci": [b["normalized_ci_low"], b["normalized_ci_high"]],
+                        "brainscore_explained_variance_ci": b["bs_ci"]},
             bootstrap={k: v["boot"] for k, v in per_layer.items()} if self.n_bootstrap else None,
         )
 
@@ -366,7 +386,7 @@ class MajajHongPLSBenchmark(_MajajHong):
         tr, te = torch.as_tensor(train, device=X.device), torch.as_tensor(test, device=X.device)
         return pls_fit(X[tr], Y[tr], k).predict(X[te])
 
-    def _score_layer(self, acts, Y, labels, splits, w, ceil_b, seed, dev) -> dict:
+    def _score_layer(self, acts, Y, labels, splits, w, ceil_b, rho_b, seed, dev) -> dict:
         if acts.ndim != 2 or acts.shape[0] != len(Y):
             raise InvalidInputError(f"activations must be (stimuli={len(Y)}, units), got shape {acts.shape}")
         dt = getattr(torch, self.dtype)
@@ -382,18 +402,22 @@ class MajajHongPLSBenchmark(_MajajHong):
             itr, ite = train[sub.folds[0][0]], train[sub.folds[0][1]]
             ipred = self._fit_predict(X, Yt, itr, ite).to(torch.float64)
             inner.append(float(_nanmedian(pearson_columns(ipred, torch.as_tensor(Y[ite], device=dev)))))
-        raw_b = _nanmedian(torch.stack(r_b, 1)).mean(1)  # (B+1,)
-        norm_b = torch.sign(raw_b) * (raw_b / ceil_b) ** 2
-        raw_b, norm_b = raw_b.cpu().numpy(), norm_b.cpu().numpy()
+        r_all = torch.stack(r_b, 1)  # (B+1, splits, t)
+        raw_b = _nanmedian(r_all).mean(1).cpu().numpy()  # (B+1,) Brain-Score's aggregate
+        bs_b = brainscore_explained_variance(raw_b, ceil_b.cpu().numpy())
+        with np.errstate(all="ignore"):
+            _, norm_b = median_scores(np.nanmean(r_all.cpu().numpy(), axis=1), rho_b)  # per neuroid, then median
         medians = np.nanmedian(np.stack(r0), axis=1)
         raw, ceiling = float(medians.mean()), float(ceil_b[0])
-        lo = hi = nlo = nhi = float("nan")
+        lo = hi = nlo = nhi = blo = bhi = float("nan")
         if len(raw_b) > 1:
             lo, hi = np.nanpercentile(raw_b[1:], [2.5, 97.5])
             nlo, nhi = np.nanpercentile(norm_b[1:], [2.5, 97.5])
+            blo, bhi = np.nanpercentile(bs_b[1:], [2.5, 97.5])
         row = {"raw": raw, "ci_low": float(lo), "ci_high": float(hi), "ceiling": ceiling,
-               "normalized": float(np.sign(raw) * (raw / ceiling) ** 2), "normalized_ci_low": float(nlo),
-               "normalized_ci_high": float(nhi), "cv_score": float(np.mean(inner)),
+               "normalized": float(norm_b[0]), "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
+               BRAINSCORE_EXPLAINED_VARIANCE: float(brainscore_explained_variance(raw, ceiling)),
+               "bs_ci": [float(blo), float(bhi)], "cv_score": float(np.mean(inner)),
                "sem": float(medians.std() / np.sqrt(len(medians))),
                "n_components": min(self.n_components, X.shape[1])}
         return {"row": row, "r": np.stack(r0), "medians": medians,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurobench.benchmarks.kriegeskorte2008 import load_stimuli
+from neurobench.conventions import STIMULI_NORMAL
 from neurobench.kinds.topographic import TopographicBenchmark
 from neurobench.registry import benchmarks, register_benchmark
 from neurobench.topography import (
@@ -53,7 +54,7 @@ def _face_clusters(x, pos, labels, seed, device):
 
 def _effective_dim(x, pos, labels, seed, device):
     r = effective_dimensionality(x, seed=seed, device=device)
-    return r.participation_ratio, r.ci_low, r.ci_high, {"n_constant": r.n_constant}
+    return r.participation_ratio, r.ci_low, r.ci_high, {"n_constant": r.n_constant, "interval": STIMULI_NORMAL}
 
 
 @register_benchmark("topo.near-far-similarity", dataset="kriegeskorte2008")

@@ -140,9 +140,11 @@ class ScoreRun:
         return not self.failures
 
     def headlines(self) -> pd.DataFrame:
-        """One row per result: the selected layer's held-out score, CI, ceiling and normalised score."""
+        """One row per result: the selected layer's held-out score, CI (and what it resamples),
+        ceiling, normalised score and its convention (docs/conventions.md)."""
         return pd.DataFrame([{"benchmark": r.benchmark, "best layer": r.best_layer, "raw": r.raw, "ci_low": r.ci_low,
-                              "ci_high": r.ci_high, "ceiling": r.ceiling, "normalized": r.normalized}
+                              "ci_high": r.ci_high, "interval": r.interval, "ceiling": r.ceiling,
+                              "normalized": r.normalized, "normalization": r.normalization}
                              for r in self.results])
 
 

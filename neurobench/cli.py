@@ -265,7 +265,8 @@ def _layer_view(layers):
     """The per-layer columns worth printing; times of time-resolved benchmarks in ms."""
     import pandas as pd
 
-    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "n_subjects") if c in layers]
+    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "brainscore_explained_variance",
+                        "n_subjects", "alpha_at_min", "alpha_at_max") if c in layers]
     view = layers[cols].copy()
     for col in _TIME_COLUMNS:
         if col in layers:
@@ -305,10 +306,17 @@ def cmd_score(args) -> int:
         err.print(escape(f"skipped {len(no_data)} benchmarks whose data is not local: {', '.join(no_data)} "
                          "(`neurobench list benchmarks` shows what each needs; `neurobench fetch <benchmark>` gets it)"))
     if run.results:
-        out.print(_table(run.headlines(), title=f"{run.model_display}: held-out score of the selected layer"))
+        heads = run.headlines()
+        out.print(_table(heads.drop(columns=["interval", "normalization"]),
+                         title=f"{run.model_display}: held-out score of the selected layer"))
+        for r in run.results:
+            out.print(escape(f"{r.benchmark}: normalised = {r.normalization}; CI = {r.interval}"
+                             + "".join(f"; {k} = {v:.4f}" for k, v in r.other_normalizations.items())))
         for r in run.results:
             if r.ceiling is None and r.ceiling_note:
                 out.print(escape(f"note: {r.benchmark}: {r.ceiling_note}"))
+            for note in r.notes:
+                out.print(escape(f"note: {r.benchmark}: {note}"))
         out.print(escape(f"stored in {run.store} (run {run.run_id})"))
     elif not run.failures:
         err.print("nothing was scored: no benchmark has its data available (see `neurobench list benchmarks`)")
@@ -329,8 +337,12 @@ def cmd_leaderboard(args) -> int:
     if board.empty:
         out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
         return 0
-    shown = board.drop(columns=["weights_sha256", "run_id", "trained"]).copy()
-    out.print(_table(shown, title=f"neurobench leaderboard ({store.path})"))
+    out.print(escape(f"neurobench leaderboard ({store.path}): one table per normalisation convention "
+                     "(docs/conventions.md); scores under different conventions are never ranked together"))
+    for name, definition, part in store.leaderboard_sections():
+        shown = part.drop(columns=["weights_sha256", "run_id", "trained"])
+        out.print(_table(shown, title=f"normalisation: {name}"))
+        out.print(escape(f"  {name}: {definition}"))
     return 0
 
 

@@ -34,7 +34,7 @@ class Option:
         self.check = check
         self.nullable = nullable or default is None
         self.parse = parse or _parser_for(default)
-        if self.nullable and default is not None:
+        if self.nullable and (default is not None or parse is not None):
             self.parse = _none_or(self.parse)
         self.name = ""
 

@@ -12,8 +12,21 @@ committed row always has its file; a file left by a crash before the commit (or 
 from a crash while writing) has no row and is removed, under the write lock, the next time the
 store is opened.
 
-Schema versions are upgraded in place by `_MIGRATIONS` (version n -> n + 1, one transaction
-each); a fresh store is created at version 1 and upgraded the same way.
+Every row names the conventions of its numbers (`neurobench.conventions`): `normalization` (how
+`normalized` was computed), `interval` (what `ci_low` / `ci_high` resample) and
+`other_normalizations` (the same score under other conventions, JSON {name: value}); `details`
+holds the row's other per-layer columns (JSON, e.g. the ridge's `alpha_at_min` / `alpha_at_max`)
+and `notes` the result's notes (JSON list). The leaderboard never puts two conventions in one
+column: one column per normalisation convention, and the row's `normalization` says which is
+its headline.
+
+Schema history (`SCHEMA_VERSION`; `_MIGRATIONS` upgrades a store in place, one step n -> n + 1
+per transaction, when it is opened for writing; a fresh store is created at version 1 and upgraded
+the same way):
+  1  the first store.
+  2  + table `target_files` (per-target sidecar files).
+  3  + normalization, interval, other_normalizations, details, notes. Older rows get the
+     conventions their kind used when they were written, inferred from `metric` (`_add_conventions`).
 
 A store is checked when it is opened, which the API does before any scoring work: a folder, a
 file that is not an SQLite database (or a corrupt one), another program's SQLite database (it is
@@ -39,16 +52,29 @@ from urllib.parse import quote
 import pandas as pd
 
 from . import paths
+from .conventions import (
+    BRAINSCORE_EXPLAINED_VARIANCE,
+    EXPLAINABLE_VARIANCE_FRACTION,
+    NILI_LOWER,
+    NO_INTERVAL,
+    NO_NORMALIZATION,
+    NORMALIZATIONS,
+    STIMULI,
+    STIMULI_NORMAL,
+    UNRECORDED,
+    convention,
+)
 from .errors import ChecksumMismatchError, DataUnavailableError, StoreError
-from .result import ScoreResult
+from .result import LAYER_COLUMNS, ScoreResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# version n -> n + 1; each runs in one transaction with the version bump
-_MIGRATIONS: dict[int, str] = {
-    1: """
+
+def _add_target_files(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: the table of per-target sidecar files."""
+    con.execute("""
 CREATE TABLE IF NOT EXISTS target_files (
     result_id TEXT PRIMARY KEY,   -- the scores rows' result_id
     path TEXT NOT NULL,           -- relative to the store's folder
@@ -56,9 +82,9 @@ CREATE TABLE IF NOT EXISTS target_files (
     format TEXT NOT NULL,         -- 'parquet'
     n_rows INTEGER NOT NULL,
     columns TEXT NOT NULL         -- JSON list of the file's columns
-);
-""",
-}
+)""")
+
+
 APPLICATION_ID = int.from_bytes(b"NBRS", "big")  # SQLite header field: "this file is a neurobench results store"
 _TABLES = {"meta", "scores"}
 
@@ -85,8 +111,17 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE INDEX IF NOT EXISTS scores_model_bench ON scores (model, benchmark, weights_sha256);
 """
 
-LEADERBOARD_COLUMNS = ["model", "trained", "weights_sha256", "benchmark", "best_layer", "raw", "ci_low",
-                       "ci_high", "ceiling", "normalized", "metric", "timestamp", "run_id"]
+_COLUMNS = ("run_id", "result_id", "model", "trained", "weights_sha256", "benchmark", "layer", "row_kind", "is_best",
+            "raw", "ci_low", "ci_high", "ceiling", "normalized", "metric", "selection", "ceiling_note",
+            "neurobench_version", "data_hashes", "seed", "device", "duration_s", "timestamp", "provenance",
+            "normalization", "interval", "other_normalizations", "details", "notes")
+
+# one column per normalisation convention (a convention's name is its column's name)
+NORMALIZATION_COLUMNS = [n for n in NORMALIZATIONS if n not in (NO_NORMALIZATION, UNRECORDED)]
+LEADERBOARD_COLUMNS = (["model", "trained", "weights_sha256", "benchmark", "best_layer", "raw", "ci_low", "ci_high",
+                        "interval", "ceiling", "normalization"] + NORMALIZATION_COLUMNS
+                       + ["metric", "timestamp", "run_id"])
+_STANDARD = set(LAYER_COLUMNS) | {"normalization", "interval"}
 
 
 def default_store_path() -> Path:
@@ -94,7 +129,66 @@ def default_store_path() -> Path:
 
 
 def _num(x):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _json_value(x):
+    """A per-layer cell as JSON: numbers (NaN as null), strings, booleans, lists."""
+    if hasattr(x, "item") and not isinstance(x, (list, tuple, dict)):
+        x = x.item()
+    if isinstance(x, float):
+        return None if math.isnan(x) else x
+    if isinstance(x, (list, tuple)):
+        return [_json_value(v) for v in x]
+    return x if isinstance(x, (str, int, bool)) or x is None else str(x)
+
+
+def _v1_conventions(metric: str | None, has_normalized: bool, has_ci: bool, layer_row: bool) -> tuple[str, str]:
+    """(normalization, interval) that schema-1 neurobench used for a row of `metric`."""
+    metric = metric or ""
+    interval = STIMULI if has_ci else NO_INTERVAL  # schema-1 RSA, encoding and PLS bootstrapped stimuli only
+    if metric == "ridge-encoding":
+        return (EXPLAINABLE_VARIANCE_FRACTION if has_normalized else NO_NORMALIZATION), interval
+    if metric.startswith(("rsa-", "temporal-rsa-")):
+        return (NILI_LOWER if has_normalized else NO_NORMALIZATION), interval
+    if metric == "pls":
+        return (BRAINSCORE_EXPLAINED_VARIANCE if has_normalized else NO_NORMALIZATION), interval
+    if metric.startswith("topo-") or metric == "participation-ratio":
+        per_layer_ci = STIMULI_NORMAL if metric == "participation-ratio" and layer_row and has_ci else NO_INTERVAL
+        return NO_NORMALIZATION, per_layer_ci
+    return (UNRECORDED if has_normalized else NO_NORMALIZATION), (UNRECORDED if has_ci else NO_INTERVAL)
+
+
+def _add_conventions(con: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: add the convention columns and fill them from what schema-1 kinds did.
+
+    PLS rows (`majajhong2015.*-pls`) stored sign(raw) (raw / ceiling)^2; they are relabelled
+    `brainscore_explained_variance` with the value recomputed from the stored raw and ceiling as
+    Brain-Score computes it, (raw / ceiling)^2 (the same number unless raw < 0, which a note records).
+    """
+    for column in ("normalization", "interval", "other_normalizations", "details", "notes"):
+        con.execute(f"ALTER TABLE scores ADD COLUMN {column} TEXT")
+    rows = con.execute("SELECT id, metric, row_kind, raw, ci_low, ci_high, ceiling, normalized FROM scores").fetchall()
+    updates = []
+    for rid, metric, row_kind, raw, lo, hi, ceiling, norm in rows:
+        normalization, interval = _v1_conventions(metric, norm is not None, lo is not None or hi is not None,
+                                                  row_kind == "layer")
+        notes = ["stored before results-store schema 3; conventions inferred from the metric by the schema-3 migration"]
+        if normalization == BRAINSCORE_EXPLAINED_VARIANCE and raw is not None and ceiling:
+            if raw < 0:
+                notes.append(f"schema 1 stored sign(raw) (raw / ceiling)^2 = {norm}; Brain-Score's value drops the sign")
+            norm = (raw / ceiling) ** 2
+        updates.append((normalization, interval, "{}", "{}", json.dumps(notes), norm, rid))
+    con.executemany("UPDATE scores SET normalization=?, interval=?, other_normalizations=?, details=?, notes=?, "
+                    "normalized=? WHERE id=?", updates)
+
+
+# version n -> n + 1
+_MIGRATIONS = {1: _add_target_files, 2: _add_conventions}
 
 
 _FIX = "give another --store path"
@@ -181,9 +275,8 @@ class ResultStore:
                 row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 version = 1 if row is None else int(row[0])  # a fresh store starts at 1 and is upgraded
                 for step in range(version, SCHEMA_VERSION):
-                    for statement in _MIGRATIONS[step].split(";"):
-                        if statement.strip():
-                            con.execute(statement)
+                    log.info("results store %s: migrating schema %d -> %d", self.path, step, step + 1)
+                    _MIGRATIONS[step](con)
                 # also proves the store writable before any scoring work
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 self._sweep(con)
@@ -267,25 +360,33 @@ class ResultStore:
         run_id = run_id or uuid.uuid4().hex
         result_id = uuid.uuid4().hex
         prov = result.provenance
+        common = {
+            "run_id": run_id, "result_id": result_id, "model": result.model, "trained": int(result.trained),
+            "weights_sha256": result.weights_id, "benchmark": result.benchmark, "metric": result.metric,
+            "selection": result.selection, "ceiling_note": result.ceiling_note,
+            "neurobench_version": prov.get("neurobench_version"),
+            "data_hashes": json.dumps(prov.get("data_hashes", {}), sort_keys=True), "seed": prov.get("seed"),
+            "device": prov.get("device"), "duration_s": prov.get("duration_s"), "timestamp": prov.get("timestamp", ""),
+            "provenance": json.dumps(prov, sort_keys=True, default=str), "notes": json.dumps(list(result.notes)),
+        }
+        others = [c for c in result.layers.columns if c in NORMALIZATIONS]
         rows = []
-        for rec in result.layers.to_dict("records"):
-            rows.append((
-                run_id, result_id, result.model, int(result.trained), result.weights_id, result.benchmark,
-                rec["layer"], "layer", int(rec["layer"] == result.best_layer), _num(rec.get("raw")), _num(rec.get("ci_low")),
-                _num(rec.get("ci_high")), _num(rec.get("ceiling")), _num(rec.get("normalized")), result.metric,
-                result.selection, result.ceiling_note, prov.get("neurobench_version"),
-                json.dumps(prov.get("data_hashes", {}), sort_keys=True), prov.get("seed"), prov.get("device"),
-                prov.get("duration_s"), prov.get("timestamp", ""), json.dumps(prov, sort_keys=True, default=str),
-            ))
+        for rec in result.layer_conventions().to_dict("records"):
+            rows.append({**common, "layer": rec["layer"], "row_kind": "layer", "is_best": int(rec["layer"] == result.best_layer),
+                         **{k: _num(rec.get(k)) for k in ("raw", "ci_low", "ci_high", "ceiling", "normalized")},
+                         "normalization": rec["normalization"], "interval": rec["interval"],
+                         "other_normalizations": json.dumps({k: _num(rec[k]) for k in others}),
+                         "details": json.dumps({k: _json_value(v) for k, v in rec.items()
+                                                if k not in _STANDARD and k not in others})})
         # The headline row carries the held-out score of the selected layer.
-        rows.append((
-            run_id, result_id, result.model, int(result.trained), result.weights_id, result.benchmark,
-            result.best_layer, "headline", 1, _num(result.raw), _num(result.ci_low), _num(result.ci_high),
-            _num(result.ceiling), _num(result.normalized), result.metric, result.selection, result.ceiling_note,
-            prov.get("neurobench_version"), json.dumps(prov.get("data_hashes", {}), sort_keys=True),
-            prov.get("seed"), prov.get("device"), prov.get("duration_s"), prov.get("timestamp", ""),
-            json.dumps(prov, sort_keys=True, default=str),
-        ))
+        rows.append({**common, "layer": result.best_layer, "row_kind": "headline", "is_best": 1,
+                     "raw": _num(result.raw), "ci_low": _num(result.ci_low), "ci_high": _num(result.ci_high),
+                     "ceiling": _num(result.ceiling), "normalized": _num(result.normalized),
+                     "normalization": result.normalization, "interval": result.interval,
+                     "other_normalizations": json.dumps({k: _num(v) for k, v in result.other_normalizations.items()}),
+                     "details": json.dumps({k: _num(v) for k, v in (("ceiling_lower", result.ceiling_lower),
+                                                                     ("ceiling_upper", result.ceiling_upper))
+                                            if v is not None})})
         if not self.writable:
             raise StoreError(f"results store {self.path} was opened read-only; open it with writable=True to add results")
         try:
@@ -293,11 +394,8 @@ class ResultStore:
             sidecar = self.targets_dir / f"{result_id}.parquet"
             try:
                 con.execute("BEGIN IMMEDIATE")
-                con.executemany(
-                    "INSERT INTO scores (run_id, result_id, model, trained, weights_sha256, benchmark, layer, row_kind,"
-                    " is_best, raw, ci_low, ci_high, ceiling, normalized, metric, selection, ceiling_note,"
-                    " neurobench_version, data_hashes, seed, device, duration_s, timestamp, provenance)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                con.executemany(f"INSERT INTO scores ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                                [tuple(row[c] for c in _COLUMNS) for row in rows])
                 if result.targets is not None:
                     con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)", self._write_targets(result, result_id))
                 con.execute("COMMIT")
@@ -398,18 +496,55 @@ class ResultStore:
             return pd.read_sql_query("SELECT * FROM scores ORDER BY id", con)
 
     def leaderboard(self) -> pd.DataFrame:
-        """Latest headline per (model, weights, benchmark): best layer, raw, CI, ceiling, normalised."""
+        """Latest headline per (model, weights, benchmark): best layer, raw, CI and its interval,
+        ceiling, and the normalised score in the column of its convention (`normalization` names
+        it; a value under another convention, e.g. Brain-Score's explained variance, sits in that
+        convention's column). Ranked within (benchmark, normalisation) by the headline convention's
+        value: rows under different conventions are grouped apart, never interleaved."""
         if self._absent:
             return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
         with self._reading() as con:
             frame = pd.read_sql_query(
                 "SELECT s.* FROM scores s JOIN (SELECT model, weights_sha256, benchmark, MAX(id) AS id FROM scores"
-                 " WHERE row_kind = 'headline' GROUP BY model, weights_sha256, benchmark) latest ON s.id = latest.id"
-                " ORDER BY s.benchmark, s.normalized DESC, s.raw DESC", con)
+                " WHERE row_kind = 'headline' GROUP BY model, weights_sha256, benchmark) latest ON s.id = latest.id",
+                con)
         frame["best_layer"] = frame["layer"]
         frame["trained"] = frame["trained"].astype(bool)
         frame["model"] = [m if t else f"{m} [untrained]" for m, t in zip(frame["model"], frame["trained"])]
-        return frame[LEADERBOARD_COLUMNS].reset_index(drop=True)
+        columns = NORMALIZATION_COLUMNS + ([UNRECORDED] if (frame["normalization"] == UNRECORDED).any() else [])
+        values = {c: [math.nan] * len(frame) for c in columns}
+        for i, (name, value, others) in enumerate(zip(frame["normalization"], frame["normalized"],
+                                                       frame["other_normalizations"])):
+            for other, v in json.loads(others or "{}").items():
+                if other in values:
+                    values[other][i] = math.nan if v is None else v
+            if name in values:
+                values[name][i] = value
+        for c in columns:
+            frame[c] = values[c]
+        frame["_rank_by"] = [values[n][i] if n in values else math.nan for i, n in enumerate(frame["normalization"])]
+        # ranked within (benchmark, convention): rows under different conventions are never interleaved
+        frame = frame.sort_values(["benchmark", "normalization", "_rank_by", "raw"],
+                                  ascending=[True, True, False, False], na_position="last")
+        out = LEADERBOARD_COLUMNS[:-3] + columns[len(NORMALIZATION_COLUMNS):] + LEADERBOARD_COLUMNS[-3:]
+        return frame[out].reset_index(drop=True)
+
+    def leaderboard_sections(self) -> list[tuple[str, str, pd.DataFrame]]:
+        """The leaderboard split by headline normalisation convention, for printing: (name,
+        definition, rows) per convention, in the registry's order, each with only its own
+        normalisation columns (its convention's, and others that hold a value in the section)."""
+        board = self.leaderboard()
+        norm_columns = [c for c in board.columns if c in NORMALIZATIONS]
+        sections = []
+        for name in NORMALIZATIONS:
+            part = board[board["normalization"] == name]
+            if part.empty:
+                continue
+            keep = [c for c in norm_columns if c == name or part[c].notna().any()]
+            drop = [c for c in norm_columns if c not in keep] + ["normalization"]
+            sections.append((name, convention("normalization", name).definition,
+                             part.drop(columns=drop).reset_index(drop=True)))
+        return sections
 
     def export_csv(self, path: str | Path) -> Path:
         """Write the leaderboard as CSV to `path` (checked first: `check_export_path`)."""
@@ -423,13 +558,8 @@ class ResultStore:
 
 
 def _columns() -> list[str]:
-    """The columns of the scores table, in order."""
-    con = sqlite3.connect(":memory:")
-    try:
-        con.executescript(_SCHEMA)
-        return [r[1] for r in con.execute("PRAGMA table_info(scores)")]
-    finally:
-        con.close()
+    """The columns of the scores table at the current schema, in order."""
+    return ["id", *_COLUMNS]
 
 
 def check_export_path(path: str | Path) -> Path:

@@ -14,8 +14,8 @@ from neurobench.registry import Registry, models
 
 from .miniature import example_plugin
 
-RSA_DEFAULTS = {"allow_negative": False, "similarity_to_dissimilarity": False}  # the RSA kind's other options
-RSA_ACCEPTS = "allow_negative, n_bootstrap, similarity_to_dissimilarity"
+RSA_DEFAULTS = {"allow_negative": False, "bootstrap": "auto", "similarity_to_dissimilarity": False}  # the RSA kind's other options
+RSA_ACCEPTS = "allow_negative, bootstrap, n_bootstrap, similarity_to_dissimilarity"
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,7 @@ def test_cli_reduction_shorthand_sets_the_option(tmp_path, monkeypatch):
 def test_list_benchmark_options(capsys):
     assert main(["list", "benchmarks", "--options", "kriegeskorte2008.hit-rsa"]) == 0
     out = capsys.readouterr().out
-    assert "n_bootstrap" in out and "Stimulus-bootstrap resamples" in out and "RSABenchmark" in out
+    assert "n_bootstrap" in out and "Bootstrap resamples" in out and "Schütt" in out and "RSABenchmark" in out
     assert main(["list", "benchmarks", "--options", "synthetic.spikes-encoding"]) == 0
     out = capsys.readouterr().out
     assert "reduction" in out and "alphas" in out

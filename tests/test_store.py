@@ -1,22 +1,34 @@
-"""Results store: provenance, leaderboard, CSV, untrained labels, concurrent writers."""
+"""Results store: provenance, conventions, leaderboard, CSV, untrained labels, concurrent writers,
+the schema-1 -> 2 migration."""
 
+import json
 import multiprocessing as mp
+import sqlite3
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from neurobench.errors import InvalidInputError
 from neurobench.result import ScoreResult
-from neurobench.store import LEADERBOARD_COLUMNS, ResultStore
+from neurobench.store import LEADERBOARD_COLUMNS, SCHEMA_VERSION, ResultStore
+
+SCHEMA1_DUMP = Path(__file__).parent / "fixtures" / "results_store_schema1.sql"
 
 
-def _result(model="m", trained=True, bench="b", raw=0.2, layers=("l1", "l2")):
+def _result(model="m", trained=True, bench="b", raw=0.2, layers=("l1", "l2"), normalization="nili_lower",
+            metric="rsa-tau_a", ceiling=0.5, **extra):
+    norm = [0.2, raw / ceiling] if ceiling else [np.nan, np.nan]
     table = pd.DataFrame({"layer": list(layers), "raw": [raw - 0.1, raw], "ci_low": [0.0, raw - 0.05],
-                          "ci_high": [0.2, raw + 0.05], "ceiling": [0.5, 0.5], "normalized": [0.2, raw / 0.5]})
+                          "ci_high": [0.2, raw + 0.05], "ceiling": [ceiling or np.nan] * 2, "normalized": norm,
+                          "alpha_at_max": [3, 0]})
     return ScoreResult(model=model, weights_id="w" * 64 if trained else "random-123", trained=trained, benchmark=bench,
                        layers=table, best_layer=layers[-1], raw=raw, ci_low=raw - 0.05, ci_high=raw + 0.05,
-                       ceiling=0.5, normalized=raw / 0.5, selection="split half", metric="rsa-tau_a",
+                       ceiling=ceiling, normalized=raw / ceiling if ceiling else None, selection="split half", metric=metric,
+                       normalization=normalization, interval="stimuli",
                        provenance={"seed": 0, "device": "cpu", "data_hashes": {"f": "abc"}, "duration_s": 1.0,
-                                   "timestamp": "2026-01-01T00:00:00+00:00", "neurobench_version": "0.1.0"})
+                                   "timestamp": "2026-01-01T00:00:00+00:00", "neurobench_version": "0.1.0"}, **extra)
 
 
 def test_rows_carry_provenance(tmp_path):
@@ -28,6 +40,15 @@ def test_rows_carry_provenance(tmp_path):
     assert set(rows["row_kind"]) == {"layer", "headline"}
     assert rows["data_hashes"].iloc[0] == '{"f": "abc"}'
     assert rows["weights_sha256"].iloc[0] == "w" * 64
+    assert set(rows["normalization"]) == {"nili_lower"} and set(rows["interval"]) == {"stimuli"}
+    assert [json.loads(d).get("alpha_at_max") for d in rows["details"]] == [3, 0, None]  # per-layer columns kept
+
+
+def test_a_score_must_name_its_conventions():
+    with pytest.raises(InvalidInputError, match="normalization convention"):
+        _result(normalization=None)
+    with pytest.raises(InvalidInputError, match="normalization convention.*'r2'"):
+        _result(normalization="r2")
 
 
 def test_leaderboard_latest_best_layer_and_csv(tmp_path):
@@ -39,9 +60,92 @@ def test_leaderboard_latest_best_layer_and_csv(tmp_path):
     assert list(board.columns) == LEADERBOARD_COLUMNS
     assert len(board) == 2
     assert board.loc[board["model"] == "m", "raw"].item() == pytest.approx(0.3)
+    assert board.loc[board["model"] == "m", "nili_lower"].item() == pytest.approx(0.6)
     assert (board["model"] == "m [untrained]").sum() == 1
     csv = pd.read_csv(store.export_csv(tmp_path / "lb.csv"))
     assert list(csv.columns) == LEADERBOARD_COLUMNS and len(csv) == 2
+    assert "normalized" not in csv  # never one column for values under different conventions
+
+
+def test_leaderboard_one_column_per_convention(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.add(_result(model="a", bench="x.rsa", raw=0.2))
+    store.add(_result(model="b", bench="x.rsa", raw=0.3))
+    store.add(_result(model="a", bench="x.pls", raw=0.5, normalization="explainable_variance_fraction", metric="pls",
+                      other_normalizations={"brainscore_explained_variance": 1.4}))
+    store.add(_result(model="a", bench="topo.x", raw=7.0, normalization="none", metric="participation-ratio",
+                      ceiling=None))
+    board = store.leaderboard().set_index(["benchmark", "model"])
+    assert board.loc[("x.rsa", "b"), "nili_lower"] == pytest.approx(0.6)
+    assert np.isnan(board.loc[("x.rsa", "b"), "explainable_variance_fraction"])
+    assert board.loc[("x.pls", "a"), "explainable_variance_fraction"] == pytest.approx(1.0)
+    assert board.loc[("x.pls", "a"), "brainscore_explained_variance"] == pytest.approx(1.4)
+    assert np.isnan(board.loc[("x.pls", "a"), "nili_lower"])
+    topo = board.loc[("topo.x", "a")]
+    assert topo["normalization"] == "none" and topo[["explainable_variance_fraction", "nili_lower"]].isna().all()
+    assert list(store.leaderboard().query("benchmark == 'x.rsa'")["model"]) == ["b", "a"]  # ranked in its column
+    # one benchmark under two conventions (an old row and a new one): grouped apart, each ranked in its own column
+    store.add(_result(model="c", bench="x.rsa", raw=0.9, normalization="explainable_variance_fraction"))
+    rsa = store.leaderboard().query("benchmark == 'x.rsa'")
+    assert list(rsa["normalization"]) == ["explainable_variance_fraction", "nili_lower", "nili_lower"]
+    assert list(rsa["model"]) == ["c", "b", "a"]
+    sections = {name: part for name, _definition, part in store.leaderboard_sections()}
+    assert set(sections) == {"explainable_variance_fraction", "nili_lower", "none"}
+    assert "nili_lower" not in sections["explainable_variance_fraction"]
+    assert "brainscore_explained_variance" in sections["explainable_variance_fraction"]
+    assert list(sections["nili_lower"]["benchmark"]) == ["x.rsa", "x.rsa"]
+
+
+def _schema1_store(path: Path) -> Path:
+    with sqlite3.connect(path) as con:
+        con.executescript(SCHEMA1_DUMP.read_text())
+    return path
+
+
+def test_schema1_store_is_migrated_in_place(tmp_path):
+    path = _schema1_store(tmp_path / "old.sqlite")
+    before = pd.read_sql_query("SELECT * FROM scores ORDER BY id", sqlite3.connect(path))
+    store = ResultStore(path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    rows = store.rows().set_index("id")
+    assert len(rows) == len(before)
+    for col in ("raw", "ci_low", "ci_high", "ceiling", "metric", "provenance", "run_id"):  # nothing else touched
+        pd.testing.assert_series_equal(rows[col].reset_index(drop=True), before[col], check_names=False)
+    by_metric = rows.groupby("metric")[["normalization", "interval"]].agg(lambda v: sorted(set(v)))
+    assert by_metric.loc["ridge-encoding", "normalization"] == ["explainable_variance_fraction"]
+    assert by_metric.loc["rsa-tau_a", "normalization"] == ["nili_lower", "none"]  # hIT has a ceiling, mIT none
+    assert by_metric.loc["rsa-tau_a", "interval"] == ["stimuli"]
+    assert by_metric.loc["temporal-rsa-spearman", "normalization"] == ["nili_lower"]
+    assert by_metric.loc["pls", "normalization"] == ["brainscore_explained_variance"]
+    assert by_metric.loc["participation-ratio", "normalization"] == ["none"]
+    assert by_metric.loc["participation-ratio", "interval"] == ["none", "stimuli (normal approximation)"]
+    assert by_metric.loc["custom-metric", "normalization"] == ["unrecorded"]
+    pls = rows[rows["metric"] == "pls"].iloc[0]
+    assert pls["normalized"] == pytest.approx((pls["raw"] / pls["ceiling"]) ** 2)
+    assert "schema 3" in json.loads(pls["notes"])[0]
+    # the migrated store takes new rows and ranks old and new ones by convention
+    store.add(_result(model="synthetic-oracle", bench="kriegeskorte2008.hit-rsa", raw=0.1))
+    board = store.leaderboard()
+    assert "unrecorded" in board and board["unrecorded"].notna().sum() == 1
+    assert ResultStore(path).rows().shape[0] == len(before) + 3  # opening again migrates nothing
+
+
+def test_migration_is_one_transaction(tmp_path, monkeypatch):
+    from neurobench import store as store_module
+
+    path = _schema1_store(tmp_path / "old.sqlite")
+
+    def broken(con):  # fails half-way: the column is added, then the disk is full
+        con.execute("ALTER TABLE scores ADD COLUMN normalization TEXT")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(store_module._MIGRATIONS, 2, broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ResultStore(path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert "normalization" not in [r[1] for r in con.execute("PRAGMA table_info(scores)")]
 
 
 def test_schema_version_is_checked(tmp_path):
@@ -82,7 +186,8 @@ def test_cli_leaderboard_prints_untrained_label(tmp_path, capsys):
     store = ResultStore(tmp_path / "r.sqlite")
     store.add(_result(model="m", trained=False))
     assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite")]) == 0
-    assert "m [untrained]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "m [untrained]" in out and "normalisation: nili_lower" in out and "Nili et al. (2014)" in out
 
 
 def test_perf_targets_suite_reads_back_what_it_stored(capsys):
@@ -93,8 +198,9 @@ def test_perf_targets_suite_reads_back_what_it_stored(capsys):
 
 
 def test_version_1_store_is_migrated_in_place(tmp_path):
-    """A store written by schema version 1 (no target_files table) opens, keeps its rows, gains the
-    sidecar table and version 2; a store from a newer neurobench is refused by name."""
+    """A store written by schema version 1 (no target_files table, no convention columns) opens,
+    keeps its rows, gains the sidecar table, the convention columns and version 3; a store from a
+    newer neurobench is refused by name."""
     import sqlite3
 
     from neurobench import store as store_module
@@ -102,21 +208,18 @@ def test_version_1_store_is_migrated_in_place(tmp_path):
 
     path = tmp_path / "old.sqlite"
     con = sqlite3.connect(path)
-    con.executescript(store_module._SCHEMA)
+    con.executescript(store_module._SCHEMA)  # the schema-1 tables
     con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    con.commit()
-    con.close()
-    old = ResultStore(path)  # a v1 store holding rows: add one through the v1 columns only
-    old.add(_result())
-    con = sqlite3.connect(path)
-    con.execute("DROP TABLE target_files")
-    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.execute("INSERT INTO scores (run_id, result_id, model, trained, weights_sha256, benchmark, layer, row_kind, "
+                "is_best, raw, ci_low, ci_high, ceiling, normalized, metric, timestamp) VALUES "
+                "('r', 'x', 'm', 1, 'w', 'b', 'fc', 'headline', 1, 0.2, 0.1, 0.3, 0.4, 0.5, 'rsa-tau_a', 't')")
     con.commit()
     con.close()
     store = ResultStore(path)
-    assert len(store.rows()) == 3
+    rows = store.rows()
+    assert len(rows) == 1 and rows["normalization"][0] == "nili_lower" and rows["interval"][0] == "stimuli"
     con = sqlite3.connect(path)
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
     assert con.execute("SELECT COUNT(*) FROM target_files").fetchone()[0] == 0
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.commit()

@@ -3,13 +3,18 @@
 `score_encoding` is the numeric heart of an encoding benchmark: it checks that activations and
 responses describe the same stimuli in the same order, averages responses over repetitions,
 estimates the split-half ceiling, scores every layer with nested cross-validated ridge
-(`metrics.ridge`), and normalises per target (`metrics.ceiling`: sign(r) r^2 / reliability,
-median over usable targets).  The headline layer is chosen by the inner cross-validation score
+(`metrics.ridge`, alphas relative to each layer's mean kernel eigenvalue unless an absolute grid
+is given), and normalises per target (`metrics.ceiling`: sign(r) r^2 / reliability, median over
+usable targets: the `explainable_variance_fraction` convention).  The headline layer is chosen by the inner cross-validation score
 (computed on training stimuli only), never by held-out scores.  Held-out r per target correlates
 every stimulus's out-of-fold prediction with its response, both centred within the outer fold
 (pooled over folds, free of the fold-intercept bias of naive pooling); CIs are percentile
 bootstraps over stimuli (seeded), resampling predictions, responses and the split-half ceiling
-together, so they cover the uncertainty of generalising to new stimuli.
+together, so they cover the uncertainty of generalising to new stimuli (interval `stimuli`).
+
+Each layer's row counts the targets whose ridge alpha sits at the low / high end of the grid
+(`alpha_at_min`, `alpha_at_max`); above 5% of the targets a warning is logged and a note added
+to the result (`Scores.notes`): the grid, not the data, chose those alphas.
 
 At the boundary: activations are checked (`check_activations`: one finite row per stimulus, at
 least one unit), splits are put in the responses' order by stimulus id (`Splits.aligned_to`),
@@ -31,26 +36,33 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..conventions import EXPLAINABLE_VARIANCE_FRACTION, NO_INTERVAL, STIMULI
 from ..data.assemblies import DIMS, align_to
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..errors import InvalidInputError
 from ..ids import check_same_ids
-from ..metrics.ceiling import REPETITION_DIMS, normalize_scores, split_half_reliability
+from ..metrics.ceiling import (
+    REPETITION_DIMS,
+    median_scores,
+    normalize_scores,
+    split_half_reliability,
+)
 from ..metrics.correlation import weighted_pearson_columns
 from ..metrics.inference import bootstrap_counts
-from ..metrics.ridge import DEFAULT_ALPHAS, ridge_cv_multi
+from ..metrics.ridge import DEFAULT_RELATIVE_ALPHAS, EncodingResult, ridge_cv_multi
 from ..metrics.scaling import max_abs, power_of_two_factor
 from ..metrics.splits import Splits, kfold_splits
-from ..options import int_at_least, non_negative_int, one_of, option, positive_floats
+from ..options import int_at_least, non_negative_int, one_of, option, parse_floats, positive_floats
 from ..result import Scores
 from .base import Benchmark, check_activations
 from .targets import layer_target_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EncodingBenchmark", "EncodingOptions", "score_encoding"]
+__all__ = ["EncodingBenchmark", "EncodingOptions", "score_encoding", "ALPHA_EDGE_LIMIT"]
 
+ALPHA_EDGE_LIMIT = 0.05  # share of targets at an end of the alpha grid above which a result says so
 
 
 def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
@@ -87,13 +99,20 @@ def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.nda
     return r_all.cpu().numpy(), rel_all.cpu().numpy()
 
 
-def _medians(r: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: median raw r and median sign(r) r^2 / reliability over usable targets."""
-    ok = np.isfinite(rel) & (rel > 0) & np.isfinite(r)
-    norm = np.where(ok, np.sign(r) * r * r / np.where(ok, rel, 1.0), np.nan)
-    raw = np.where(ok, r, np.nan)
-    with np.errstate(all="ignore"):
-        return np.nanmedian(raw, axis=1), np.nanmedian(norm, axis=1)
+def alpha_edge_note(layer: str, res: EncodingResult) -> tuple[dict[str, int], str | None]:
+    """The layer's counts of targets at the ends of the alpha grid, and a note (also logged as a
+    warning) when more than ALPHA_EDGE_LIMIT of its non-constant targets sit at either end."""
+    low, high = res.alpha_edges()
+    n = int(res.r.size - res.n_constant)
+    counts = {"alpha_at_min": low, "alpha_at_max": high}
+    if n == 0 or (low + high) / n <= ALPHA_EDGE_LIMIT:
+        return counts, None
+    grid = res.alpha_grids
+    note = (f"layer {layer}: {high} of {n} targets chose the largest ridge alpha and {low} the smallest "
+            f"(grid {grid.min():.3g} to {grid.max():.3g}); their penalty is set by the grid, not the data: "
+            "widen it (-o relative_alphas=logspace(lo,hi,n)) or reduce the layer")
+    log.warning(note)
+    return counts, note
 
 
 def _external_ceiling(ceiling, n_targets: int, note: str | None):
@@ -121,7 +140,8 @@ def score_encoding(
     *,
     splits: int | Splits = 5,
     inner_cv: int = 5,
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    alphas: Sequence[float] | None = None,
+    relative_alphas: Sequence[float] | None = None,
     n_ceiling_splits: int = 10,
     n_bootstrap: int = 1000,
     seed: int = 0,
@@ -148,6 +168,8 @@ def score_encoding(
     repetitions x targets) when `responses` holds one (mean) response per row, e.g. training
     images shown once and test images shown twelve times, without padding every row to twelve.
     `keep_layer_targets`: also return every layer's per-target frame (`result.layer_targets`).
+    `alphas`: an absolute ridge grid; None: `relative_alphas` (default DEFAULT_RELATIVE_ALPHAS)
+    times each layer's mean kernel eigenvalue per outer fold (`metrics.ridge.scaled_alphas`).
     """
     check_same_ids(activation_ids, response_ids, "activations", "responses",
                    hint="extract activations for the benchmark's own stimulus set")
@@ -196,7 +218,8 @@ def score_encoding(
         halves = _split_halves(reps, n_ceiling_splits, seed)  # the same halves as the point estimate
 
     def fit(name):  # one layer at a time: only one layer's out-of-fold predictions are ever held
-        return ridge_cv_multi({name: activations[name]}, Y, outer, alphas, inner_cv=inner_cv, groups=groups,
+        return ridge_cv_multi({name: activations[name]}, Y, outer, alphas, relative_alphas=relative_alphas,
+                              inner_cv=inner_cv, groups=groups,
                               seed=seed, device=dev, dtype=dtype, memory_budget=memory_budget,
                               reduction=reduction, return_predictions=True)[name]
 
@@ -204,7 +227,7 @@ def score_encoding(
         "split-half Spearman-Brown reliability per target")
     weights = bootstrap_counts(n_test, n_bootstrap, seed) / n_test  # as frequencies (r is the same up to rounding)
     rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
-    records = {}
+    records, notes = {}, []
     for name in activations:
         res = fit(name)
         records[name] = (res.splits, res.record)
@@ -219,16 +242,19 @@ def score_encoding(
         usable_r = r[ns.usable]
         raw = float(np.median(usable_r)) if usable_r.size else float("nan")
         lo = hi = nlo = nhi = float("nan")
+        edges, note = alpha_edge_note(name, res)
+        if note:
+            notes.append(note)
         if n_bootstrap > 0 and usable_r.size:  # a score that is not defined has no interval
-            braw, bnorm = _medians(r_w[1:], rel_w[1:])
+            braw, bnorm = median_scores(r_w[1:], rel_w[1:])
             boot[name] = {"raw": braw, "normalized": bnorm}
             lo, hi = np.nanpercentile(braw, [2.5, 97.5])
             nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
         rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
                      "ceiling": ceiling_median, "normalized": ns.score,
                      "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
-                     "cv_score": _cv_score(res.cv_scores),
-                     "n_used": int(ns.usable.sum()), "n_constant": res.n_constant})
+                     "cv_score": _cv_score(res.cv_scores), "n_targets": int(r.size),
+                     "n_used": int(ns.usable.sum()), "n_constant": res.n_constant, **edges})
     table = pd.DataFrame(rows)
     _check_scorable(table, norm, activations, n_targets, n_unusable, what)
     best = str(table.loc[table["cv_score"].idxmax(), "layer"])
@@ -241,11 +267,13 @@ def score_encoding(
                    + (f" on the {n_test} test stimuli of the dataset's split" if outer.kind == "fixed" else "")),
         ceiling_note=(f"{what}; normalised = median of sign(r) r^2 / ceiling; {n_unusable} targets with unusable "
                       "ceilings excluded and counted"),
-        metric="ridge-encoding",
+        metric="ridge-encoding", normalization=EXPLAINABLE_VARIANCE_FRACTION,
+        interval=STIMULI if n_bootstrap > 0 else NO_INTERVAL, notes=notes,
         per_target=frames[best],
         provenance={"splits": records[best][0].to_record() if len(Y) <= 5000 else
                     {"kind": records[best][0].kind, "seed": records[best][0].seed},
                     "ridge": records[best][1], "ceiling": ceiling_record,
+                    "alpha_grids": {name: rec["alpha_grid"]["absolute_per_fold"] for name, (_s, rec) in records.items()},
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
                     "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test),
                     **({"response_rescaling": f"responses multiplied by 2^{int(np.log2(y_factor))} (exact) against "
@@ -341,10 +369,17 @@ class EncodingOptions:
     inner_cv : int
         Inner folds (on each outer training set) that choose every target's ridge alpha and the
         headline layer.
-    alphas : list of float
-        The ridge penalty grid (command line: comma-separated, or logspace(lo,hi,n)).
+    alphas : list of float or None
+        An absolute ridge penalty grid, used as given for every layer (command line:
+        comma-separated, or logspace(lo,hi,n)); None: the relative grid below.
+    relative_alphas : list of float
+        The ridge penalty grid in units of each layer's mean kernel eigenvalue, trace(Xc Xc^T) / n
+        of each outer training set (the summed feature variance), so wide and narrow layers get
+        comparable penalties (docs/ridge.md); used when `alphas` is None.
     n_bootstrap : int
-        Stimulus-bootstrap resamples for the confidence intervals (0: none).
+        Bootstrap resamples for the 95% confidence intervals (0: none): over stimuli for one
+        subject; combined over >= 2 subjects, over subjects and stimuli (Schütt et al. 2023
+        corrected variance; docs/conventions.md).
     reduction : {None, 'srp', 'pca'}
         Shrink wide layers before the ridge: sparse random projection to the
         Johnson-Lindenstrauss dimension, or PCA fitted on each outer fold's training rows.
@@ -354,7 +389,8 @@ class EncodingOptions:
 
     splits = option(5, _splits)
     inner_cv = option(5, _inner_cv)
-    alphas = option(DEFAULT_ALPHAS, positive_floats)
+    alphas = option(None, positive_floats, parse=parse_floats, nullable=True)
+    relative_alphas = option(DEFAULT_RELATIVE_ALPHAS, positive_floats)
     n_bootstrap = option(1000, non_negative_int)
     reduction = option(None, REDUCTIONS)
     dtype = option("float32", one_of("float32", "float64"))
@@ -364,6 +400,7 @@ class EncodingOptions:
         """The keyword arguments of `score_encoding` that come from this kind's options (all but
         the outer splits, which a per-subject dataset may define itself)."""
         return {"inner_cv": self.inner_cv, "alphas": self.alphas, "n_bootstrap": self.n_bootstrap,
+                "relative_alphas": None if self.alphas is not None else self.relative_alphas,
                 "dtype": self.dtype, "reduction": None if self.reduction == "none" else self.reduction}
 
 
@@ -372,7 +409,8 @@ class EncodingBenchmark(EncodingOptions, Benchmark):
 
     Folds are grouped by stimulus and seeded; the layer is chosen by inner cross-validation on
     training stimuli only; scores are normalised per target by the split-half Spearman-Brown
-    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling).
+    reliability (sign(r) r^2 / reliability, median over targets with a usable ceiling:
+    `explainable_variance_fraction`).
     """
 
     def __init__(self, identifier: str, description: str, datasets: tuple[str, ...],

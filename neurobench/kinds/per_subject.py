@@ -9,10 +9,15 @@ grouping, its ceiling, per-target labels). The kind owns the options, the subjec
 alignment by stimulus id, `score_encoding` and the combination over subjects.
 
 The combined score is the mean over subjects, for one layer chosen by the mean inner-CV score
-(training data only). Its CI is the percentile interval of the mean of the subjects' bootstrap
-samples: with the same test stimuli in the same order and the same seed, the subjects share the
-stimulus resampling (a paired bootstrap over stimuli); otherwise the subjects are resampled
-independently, which is the bootstrap of a mean of independent estimates.
+(training data only). Its CI covers new subjects as well as new stimuli (interval
+`subjects+stimuli (Schütt 2023 corrected)`, docs/conventions.md): each bootstrap draw resamples
+the subjects (with replacement, seeded) and, within each drawn subject, takes that subject's
+stimulus resample of the same index; the variance of the mean over those draws, corrected with
+the variances of the subject-only and stimulus-only parts of the same draws (Schütt et al. 2023,
+`metrics.inference.two_factor_interval`), gives mean +- t(0.975, min(S, n) - 1) sqrt(v). With
+the same test stimuli in the same order and the same seed, the subjects share each stimulus
+resample (paired); otherwise their stimulus resamples are independent. One subject: the
+percentile interval of its stimulus bootstrap (interval `stimuli`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..conventions import (
+    EXPLAINABLE_VARIANCE_FRACTION,
+    NO_INTERVAL,
+    STIMULI,
+    SUBJECTS_STIMULI_CORRECTED,
+)
 from ..errors import AlignmentError, DataUnavailableError, InvalidInputError
+from ..metrics.inference import two_factor_interval
 from ..metrics.splits import Splits, fixed_split, kfold_splits
 from ..options import names, option
 from ..result import Scores
@@ -47,26 +59,44 @@ def row_index(activations: Mapping[str, Any], ids: Sequence[str], what: str) -> 
     return {sid: row for row, sid in enumerate(ids)}
 
 
-def _mean_samples(per_subject: Mapping[str, Scores], layer: str, key: str) -> np.ndarray | None:
+def _subject_samples(per_subject: Mapping[str, Scores], layer: str, key: str) -> np.ndarray | None:
+    """(S, B) stimulus-bootstrap samples of every subject (None unless all have B of them)."""
     samples = []
     for res in per_subject.values():
-        if not res.bootstrap or layer not in res.bootstrap:
+        if not res.bootstrap or layer not in res.bootstrap or res.bootstrap[layer].get(key) is None:
             return None
         samples.append(np.asarray(res.bootstrap[layer][key], dtype=np.float64))
     if len({s.shape for s in samples}) != 1:
         return None
-    return np.mean(samples, axis=0)
+    return np.stack(samples)
 
 
-def _interval(samples: np.ndarray | None) -> tuple[float, float]:
+def subject_draws(n_subjects: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """(B, S) subjects drawn with replacement, from a stream of its own (`default_rng([seed, 1])`),
+    independent of the stimulus resamples (`default_rng(seed)`)."""
+    return np.random.default_rng([seed, 1]).integers(0, n_subjects, size=(n_bootstrap, n_subjects))
+
+
+def _combined_interval(points: np.ndarray, samples: np.ndarray | None, subj: np.ndarray | None,
+                       n_stimuli: int) -> tuple[float, float, np.ndarray | None]:
+    """(low, high, samples of the mean) of the subject mean: two-factor corrected with >= 2
+    subjects, the stimulus percentile interval with one (module docstring)."""
+    nan = float("nan")
     if samples is None or not np.isfinite(samples).any():
-        return float("nan"), float("nan")
-    lo, hi = np.nanpercentile(samples, [2.5, 97.5])
-    return float(lo), float(hi)
+        return nan, nan, None
+    if len(points) == 1:
+        lo, hi = np.nanpercentile(samples[0], [2.5, 97.5])
+        return float(lo), float(hi), samples[0]
+    cols = np.arange(samples.shape[1])[:, None]
+    both = samples.T[cols, subj].mean(1)  # draw b: subjects subj[b], each at its own resample b
+    lo, hi, _ = two_factor_interval([points.mean()], both, points[subj].mean(1), samples.mean(0),
+                                    len(points), n_stimuli)
+    return float(lo[0]), float(hi[0]), both
 
 
-def combine_subjects(per_subject: Mapping[str, Scores], benchmark: str, note: str = "") -> Scores:
-    """Mean over subjects per layer; the headline layer maximises the mean inner-CV score."""
+def combine_subjects(per_subject: Mapping[str, Scores], benchmark: str, note: str = "", seed: int = 0) -> Scores:
+    """Mean over subjects per layer; the headline layer maximises the mean inner-CV score; CIs
+    resample subjects and stimuli (module docstring; `seed` draws the subjects)."""
     if not per_subject:
         raise InvalidInputError(f"{benchmark}: no subject results to combine")
     tables = []
@@ -81,16 +111,28 @@ def combine_subjects(per_subject: Mapping[str, Scores], benchmark: str, note: st
                                     f"the first subject on {layers}")
     long = pd.concat(tables, ignore_index=True)
     mean = long.groupby("layer", sort=False)[["raw", "normalized", "ceiling", "cv_score"]].mean().reindex(layers)
-    rows = []
+    counts = [c for c in ("n_targets", "alpha_at_min", "alpha_at_max") if c in long]
+    summed = long.groupby("layer", sort=False)[counts].sum().reindex(layers) if counts else None
+    n_boot = {np.size(r.bootstrap[layer]["raw"]) for r in per_subject.values() if r.bootstrap
+              for layer in r.bootstrap if r.bootstrap[layer].get("raw") is not None}
+    subj = subject_draws(len(per_subject), n_boot.pop(), seed) if len(n_boot) == 1 else None
+    n_stim = min(int(r.provenance.get("n_test_stimuli", 0)) for r in per_subject.values())
+    rows, boot = [], {}
     for layer in layers:
-        lo, hi = _interval(_mean_samples(per_subject, layer, "raw"))
-        nlo, nhi = _interval(_mean_samples(per_subject, layer, "normalized"))
+        per_layer = {k: np.asarray([float(t.set_index("layer").loc[layer, k]) for t in tables]) for k in ("raw", "normalized")}
+        lo, hi, braw = _combined_interval(per_layer["raw"], _subject_samples(per_subject, layer, "raw"), subj, n_stim)
+        nlo, nhi, bnorm = _combined_interval(per_layer["normalized"], _subject_samples(per_subject, layer, "normalized"),
+                                             subj, n_stim)
+        boot[layer] = {"raw": braw, "normalized": bnorm}
         m = mean.loc[layer]
         rows.append({"layer": layer, "raw": float(m["raw"]), "ci_low": lo, "ci_high": hi,
                      "ceiling": float(m["ceiling"]), "normalized": float(m["normalized"]),
                      "normalized_ci_low": nlo, "normalized_ci_high": nhi, "cv_score": float(m["cv_score"]),
-                     "n_subjects": len(per_subject)})
+                     "n_subjects": len(per_subject),
+                     **({k: int(summed.loc[layer, k]) for k in counts} if counts else {})})
     table = pd.DataFrame(rows)
+    interval = (NO_INTERVAL if not np.isfinite(table[["ci_low", "ci_high"]].to_numpy()).any()
+                else STIMULI if len(per_subject) == 1 else SUBJECTS_STIMULI_CORRECTED)
     best = str(table.loc[table["cv_score"].idxmax(), "layer"])
     b = table[table["layer"] == best].iloc[0]
     per_target = []
@@ -109,15 +151,16 @@ def combine_subjects(per_subject: Mapping[str, Scores], benchmark: str, note: st
         raw=float(b["raw"]), ci_low=float(b["ci_low"]), ci_high=float(b["ci_high"]),
         ceiling=float(b["ceiling"]), normalized=float(b["normalized"]),
         selection=(f"one layer for all {len(per_subject)} subjects: the best mean over subjects of the inner-CV "
-                   "score (training stimuli only); headline = mean over subjects of held-out scores; CI = percentile "
-                   "bootstrap of that mean"),
+                   "score (training stimuli only); headline = mean over subjects of held-out scores; CI of that mean: "
+                   f"{interval}"),
         ceiling_note=(note + "; " if note else "") + f"per subject: {first.ceiling_note}",
-        metric=first.metric,
+        metric=first.metric, normalization=first.normalization or EXPLAINABLE_VARIANCE_FRACTION, interval=interval,
+        notes=[f"{s}: {n}" for s, r in per_subject.items() for n in r.notes],
         per_target=pd.concat(per_target, ignore_index=True) if per_target else None,
         provenance={"subjects": subjects, "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
+                    "subject_bootstrap": {"seed_stream": [seed, 1], "n_test_stimuli_min": n_stim},
                     "per_subject_provenance": {s: r.provenance for s, r in per_subject.items()}},
-        bootstrap={layer: {"raw": _mean_samples(per_subject, layer, "raw"),
-                           "normalized": _mean_samples(per_subject, layer, "normalized")} for layer in layers},
+        bootstrap=boot,
     )
 
 
@@ -230,7 +273,7 @@ class PerSubjectEncodingBenchmark(EncodingOptions, Benchmark):
             except InvalidInputError as exc:  # say whose data it is
                 raise type(exc)(f"{self.identifier}, subject {label}: {exc}") from None
             info[label] = data.info
-        scores = combine_subjects(per_subject, benchmark=self.identifier,
+        scores = combine_subjects(per_subject, benchmark=self.identifier, seed=seed,
                                   note=f"{len(per_subject)} subjects ({', '.join(per_subject)})")
         scores.provenance.update({"reduction": self.reduction, "subject_info": info})
         return self.finish(scores, per_subject)

@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..conventions import NILI_LOWER
 from ..data.stimuli import StimulusSet
 from ..errors import InvalidInputError
-from ..metrics.inference import score_rdms
+from ..metrics.inference import BOOTSTRAP_CHOICES, score_rdms
 from ..metrics.rdm import check_data_rdms, compute_rdms, subset_condensed, upper_triangle
 from ..metrics.scaling import rescaled
-from ..options import boolean, non_negative_int, option
+from ..options import boolean, non_negative_int, one_of, option
 from ..result import Scores
 from .base import Benchmark, check_activations
 from .selection import half_split
@@ -60,7 +61,12 @@ class RSABenchmark(Benchmark):
     Parameters
     ----------
     n_bootstrap : int
-        Stimulus-bootstrap resamples for the confidence intervals (percentile, 95%); 0 for none.
+        Bootstrap resamples for the 95% confidence intervals; 0 for none.
+    bootstrap : {'auto', 'stimuli', 'subjects', 'both', 'both-corrected'}
+        What the intervals resample: 'auto' is 'both-corrected' with >= 2 subject RDMs (subjects
+        and stimuli, Schütt et al. 2023 corrected variance, t interval) and 'stimuli' with one;
+        'stimuli' / 'subjects' / 'both' are percentile intervals over one factor or both
+        (docs/conventions.md).
     similarity_to_dissimilarity : bool
         The data matrices are similarities (e.g. correlation matrices): convert them with
         D_ij = (S_ii + S_jj) / 2 - S_ij (1 - r for correlations) before checking and comparing.
@@ -71,6 +77,7 @@ class RSABenchmark(Benchmark):
     """
 
     n_bootstrap = option(1000, non_negative_int)
+    bootstrap = option("auto", one_of(*BOOTSTRAP_CHOICES))
     similarity_to_dissimilarity = option(False, boolean)
     allow_negative = option(False, boolean)
 
@@ -130,7 +137,7 @@ class RSABenchmark(Benchmark):
         data, note = self.data_rdms(device)
         model = model_rdms(activations, self.stimuli().ids, self.rdm_method, device, self.identifier)
         n_stim = len(self.stimuli())
-        common = dict(method=self.comparator, n_bootstrap=self.n_bootstrap, bootstrap="stimuli")
+        common = dict(method=self.comparator, n_bootstrap=self.n_bootstrap, bootstrap=self.bootstrap)
 
         full = score_rdms(self._prepare(model), self._prepare(data), seed=seed, **common)
         ceiling = full.ceiling_lower
@@ -147,7 +154,7 @@ class RSABenchmark(Benchmark):
 
         select, held_out = half_split(n_stim, seed)
         sel = score_rdms(self._prepare(subset_condensed(model, select)), self._prepare(subset_condensed(data, select)),
-                         seed=seed, method=self.comparator, n_bootstrap=0, bootstrap="stimuli")
+                         seed=seed, method=self.comparator, n_bootstrap=0)
         best = int(torch.argmax(sel.score))
         test = score_rdms(self._prepare(subset_condensed(model[best:best + 1], held_out)),
                           self._prepare(subset_condensed(data, held_out)), seed=seed, **common)
@@ -158,13 +165,20 @@ class RSABenchmark(Benchmark):
             best_layer=names[best], raw=raw, ci_low=float(test.ci_low[0]), ci_high=float(test.ci_high[0]),
             ceiling=ceil_h, normalized=(raw / ceil_h) if ceil_h else None,
             ceiling_lower=ceil_h, ceiling_upper=test.ceiling_upper,
+            normalization=NILI_LOWER if ceil_h else None, interval=test.interval,
             selection=(f"layer chosen on a random half of the {n_stim} stimuli (seed {seed}); headline scored on the "
-                       f"other {len(held_out)} stimuli, with ceiling and {self.n_bootstrap}-sample stimulus-bootstrap CI "
+                       f"other {len(held_out)} stimuli, with ceiling and {self.n_bootstrap}-sample CI ({test.interval}) "
                        "on that half; the per-layer table uses all stimuli"),
             ceiling_note=note or (test.ceiling_note or "Nili et al. (2014) lower bound; normalised = raw / lower bound"),
             metric=self.metric,
             provenance={"comparator": self.comparator, "rdm_method": self.rdm_method,
                         "transform": self.transform_name or None, "n_bootstrap": self.n_bootstrap,
+                        "bootstrap": test.bootstrap, "ci_variance": _variance(test),
                         "selection_stimuli": [self.stimuli().ids[i] for i in select],
                         "n_subjects": int(data.shape[0])},
         )
+
+
+def _variance(scores) -> float | None:
+    """The headline's corrected two-factor variance (None for percentile intervals)."""
+    return None if scores.variance is None else float(scores.variance[0])

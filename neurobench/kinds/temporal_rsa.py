@@ -2,12 +2,15 @@
 time point, per subject.
 
 Per layer (all stimuli): the time course (subject mean), its peak latency with a bootstrap CI
-(subjects when there are >= 2, else stimuli), and the r at the layer's best time window with a
-stimulus-bootstrap CI and the Nili et al. (2014) ceiling of that window.
+(subjects and stimuli resampled together when there are >= 2 subjects, a percentile interval;
+stimuli alone otherwise), and the r at the layer's best time window with a bootstrap CI and the
+Nili et al. (2014) ceiling of that window. The r intervals resample subjects and stimuli with the
+corrected two-factor variance of Schütt et al. (2023) when there are >= 2 subjects, stimuli alone
+otherwise (`bootstrap` option; docs/conventions.md).
 
 The headline is chosen without peeking, as in `RSABenchmark`, but over layers *and* time windows:
 stimuli are split in two seeded halves; the (layer, window) pair that scores best on the selection
-half is scored on the held-out half only (r, stimulus-bootstrap CI, Nili ceiling of that window
+half is scored on the held-out half only (r, bootstrap CI, Nili ceiling of that window
 when there are >= 2 subjects, else a note saying why there is none). Windows are sliding boxcars
 of `window` seconds over the data RDMs (RDMs averaged over the window's time points); only windows
 starting at or after stimulus onset are candidates.
@@ -36,10 +39,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..conventions import NILI_LOWER, NO_INTERVAL
 from ..data.stimuli import StimulusSet
 from ..errors import InvalidInputError, InvalidOptionError
 from ..metrics.decoding import condition_folds, pairwise_decoding_rdms
-from ..metrics.inference import score_rdms
+from ..metrics.inference import BOOTSTRAP_CHOICES, INTERVAL_CONVENTION, score_rdms
 from ..metrics.rdm import check_data_rdms, compute_rdms, pair_positions, upper_triangle
 from ..metrics.rsa import canonical_method, compare_rdms
 from ..metrics.temporal import time_resolved_rsa
@@ -134,6 +138,10 @@ def rdms_over_time(patterns: np.ndarray) -> torch.Tensor:
     return upper_triangle(compute_rdms(x, "correlation"))
 
 
+def _latency_interval(course) -> str:
+    return INTERVAL_CONVENTION[course.bootstrap] if course.n_bootstrap > 0 else NO_INTERVAL
+
+
 def _fmt_ms(start: float, end: float) -> str:
     return f"{start * 1000:.0f}-{end * 1000:.0f} ms"
 
@@ -149,12 +157,17 @@ class TemporalRSABenchmark(Benchmark):
         Width in seconds of the sliding boxcar windows over which data RDMs are averaged for the
         headline and the per-layer scores.
     n_bootstrap : int
-        Stimulus-bootstrap resamples for the headline's confidence interval (0: none).
+        Bootstrap resamples for the headline's confidence interval (0: none).
     n_bootstrap_layers : int
-        Stimulus-bootstrap resamples for each layer's interval in the per-layer table.
+        Bootstrap resamples for each layer's interval in the per-layer table.
     n_bootstrap_latency : int or None
-        Resamples for the peak-latency intervals (None: 1,000 with several subjects, where
-        resampling subjects is cheap, else 100 stimulus resamples).
+        Resamples for the peak-latency intervals (None: 200; each recomputes every time course).
+    bootstrap : {'auto', 'stimuli', 'subjects', 'both', 'both-corrected'}
+        What the r intervals resample: 'auto' is 'both-corrected' with >= 2 subjects (Schütt et
+        al. 2023 corrected variance, t interval) and 'stimuli' with one (docs/conventions.md).
+    latency_bootstrap : {'auto', 'stimuli', 'subjects', 'both'}
+        What the peak-latency intervals resample (percentile): 'auto' is 'both' with >= 2
+        subjects and 'stimuli' with one.
     data_rdm : {'correlation', 'decoding'}
         The data RDM of each time bin: 1 - Pearson r across sensors between condition means, or
         the cross-validated pairwise decoding accuracy (shrinkage LDA, Cichy et al. 2014's design;
@@ -174,6 +187,8 @@ class TemporalRSABenchmark(Benchmark):
     n_bootstrap = option(1000, non_negative_int)
     n_bootstrap_layers = option(200, non_negative_int)
     n_bootstrap_latency = option(None, int_at_least(0))
+    bootstrap = option("auto", one_of(*BOOTSTRAP_CHOICES))
+    latency_bootstrap = option("auto", one_of("auto", "stimuli", "subjects", "both"))
     data_rdm = option("correlation", one_of("correlation", "decoding"))
     decoding_folds = option(5, int_at_least(2))
     similarity_to_dissimilarity = option(False, boolean)
@@ -253,12 +268,16 @@ class TemporalRSABenchmark(Benchmark):
             self._checked = (key, t)
         return self._checked[1].to(device), times, data
 
-    def latency_resamples(self, data: torch.Tensor) -> int:
-        """Peak-latency bootstrap size: resampling subjects costs nothing, resampling stimuli
-        recomputes every time course, so one subject gets 100 resamples unless set."""
-        if self.n_bootstrap_latency is not None:
-            return self.n_bootstrap_latency
-        return 1000 if data.shape[0] >= 2 else 100
+    def latency_resamples(self) -> int:
+        """Peak-latency bootstrap size: resampling stimuli recomputes every time course, so 200
+        resamples unless set."""
+        return 200 if self.n_bootstrap_latency is None else self.n_bootstrap_latency
+
+    def latency_kind(self, n_subjects: int) -> str:
+        """What the latency intervals resample: 'auto' is both factors with >= 2 subjects."""
+        if self.latency_bootstrap == "auto":
+            return "both" if n_subjects >= 2 else "stimuli"
+        return self.latency_bootstrap
 
     def window_samples(self, times: np.ndarray) -> int:
         step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
@@ -271,8 +290,8 @@ class TemporalRSABenchmark(Benchmark):
         data, times, meta = self.data_rdms(device)
         model = model_rdms(activations, meta.ids, self.rdm_method, device, self.identifier)
         n_stim = len(meta.ids)
-        course = time_resolved_rsa(model, data, times, self.comparator, n_bootstrap=self.latency_resamples(data),
-                                   seed=seed)
+        course = time_resolved_rsa(model, data, times, self.comparator, n_bootstrap=self.latency_resamples(),
+                                   seed=seed, bootstrap=self.latency_kind(data.shape[0]))
         win, starts, ends = sliding_windows(data, times, self.window_samples(times))
         cand = np.flatnonzero(starts >= -1e-9)
         if not len(cand):
@@ -288,17 +307,18 @@ class TemporalRSABenchmark(Benchmark):
         best, w = divmod(flat, sel.shape[1])
         pos, _ = pair_positions(n_stim, held_out, data.device)
         test = score_rdms(model[best:best + 1, pos], win[:, w, pos], self.comparator, n_bootstrap=self.n_bootstrap,
-                          seed=seed, bootstrap="stimuli")
+                          seed=seed, bootstrap=self.bootstrap)
         raw, ceil = float(test.score[0]), test.ceiling_lower
         window = _fmt_ms(starts[w], ends[w])
         return Scores(
             layers=table, best_layer=names[best],
             raw=raw, ci_low=float(test.ci_low[0]), ci_high=float(test.ci_high[0]), ceiling=ceil,
             normalized=(raw / ceil) if ceil else None, ceiling_lower=ceil, ceiling_upper=test.ceiling_upper,
+            normalization=NILI_LOWER if ceil else None, interval=test.interval,
             selection=(f"layer {names[best]} and time window {window} chosen together on a random half of the "
                        f"{n_stim} stimuli (seed {seed}) among {len(names)} layers x {len(starts)} post-onset "
                        f"{self.window * 1000:.0f} ms windows; headline scored on the other {len(held_out)} stimuli, "
-                       f"with ceiling and {self.n_bootstrap}-sample stimulus-bootstrap CI on that half; the "
+                       f"with ceiling and {self.n_bootstrap}-sample CI ({test.interval}) on that half; the "
                        "per-layer table uses all stimuli at each layer's own best window (optimistic)"),
             ceiling_note=meta.note or test.ceiling_note or "Nili et al. (2014) lower bound; normalised = raw / lower bound",
             metric=self.metric + ("-decoding" if self.data_rdm == "decoding" else ""),
@@ -314,7 +334,7 @@ class TemporalRSABenchmark(Benchmark):
         for i, name in enumerate(names):
             w = int(torch.argmax(per[i]))
             sc = score_rdms(model[i:i + 1], win[:, w], self.comparator, n_bootstrap=self.n_bootstrap_layers, seed=seed,
-                            bootstrap="stimuli")
+                            bootstrap=self.bootstrap)
             raw, ceil = float(sc.score[0]), sc.ceiling_lower
             rows.append({
                 "layer": name, "raw": raw, "ci_low": float(sc.ci_low[0]), "ci_high": float(sc.ci_high[0]),
@@ -324,6 +344,7 @@ class TemporalRSABenchmark(Benchmark):
                 "window_start": float(starts[w]), "window_end": float(ends[w]),
                 "peak_latency": float(course.peak_latency[i]), "peak_r": float(course.timecourse[i].max()),
                 "latency_ci_low": float(course.peak_ci_low[i]), "latency_ci_high": float(course.peak_ci_high[i]),
+                "interval": sc.interval, "latency_interval": _latency_interval(course),
             })
         return pd.DataFrame(rows)
 
@@ -345,7 +366,7 @@ class TemporalRSABenchmark(Benchmark):
             "comparator": self.comparator, "rdm_method": self.rdm_method, **self.data_rdm_record(),
             "n_bootstrap": self.n_bootstrap,
             "n_bootstrap_layers": self.n_bootstrap_layers, "n_bootstrap_latency": course.n_bootstrap,
-            "latency_bootstrap": course.bootstrap,
+            "latency_bootstrap": course.bootstrap, "latency_interval": _latency_interval(course),
             "window_s": self.window, "n_windows": n_windows,
             "selected_window_s": [float(window[0]), float(window[1])],
             "selection_stimuli": [meta.ids[i] for i in select],

@@ -1,7 +1,9 @@
 """The topographic kind: a signature of a model's cortical sheet, per layer, on a stimulus set.
 
 A signature is a function `(responses (n_stimuli, n_units), positions (n_units, 2) or None,
-stimulus labels, seed, device) -> (value, ci_low, ci_high, extra columns)`. The headline is the
+stimulus labels, seed, device) -> (value, ci_low, ci_high, extra columns)`; a signature with an
+interval names its convention in the extra column `interval` (`neurobench.conventions`). The
+values are not normalised scores (normalisation `none`). The headline is the
 mean over the scored layers that have sheet positions (a signature of the whole model, no layer
 picked by peeking); the per-layer table carries every layer's value with its p-value or CI.
 There is no noise ceiling: the signature describes the model, not brain data. Conv layers are
@@ -19,8 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ..conventions import NO_INTERVAL, NO_NORMALIZATION
 from ..data.stimuli import StimulusSet
-from ..errors import NoSheetPositionsError
+from ..errors import InvalidInputError, NoSheetPositionsError
 from ..result import LAYER_COLUMNS, Scores
 from ..topography import NO_POSITIONS_HINT
 from .base import Benchmark
@@ -65,8 +68,13 @@ class TopographicBenchmark(Benchmark):
                 skipped.append(layer)
                 continue
             raw, lo, hi, extra = self._fn(np.asarray(x), pos, labels, seed, str(device))
+            extra = dict(extra)
+            interval = extra.pop("interval", None)
+            if interval is None and np.isfinite([lo, hi]).any():
+                raise InvalidInputError(f"{self.identifier}: the signature gives an interval but no 'interval' column "
+                                        "naming its convention (neurobench.conventions)")
             rows.append({"layer": layer, "raw": raw, "ci_low": lo, "ci_high": hi,
-                         "ceiling": np.nan, "normalized": np.nan, **extra})
+                         "ceiling": np.nan, "normalized": np.nan, "interval": interval or NO_INTERVAL, **extra})
         if not rows:
             raise NoSheetPositionsError(
                 f"{self.identifier}: no requested layer has sheet positions (skipped {skipped}). "
@@ -81,5 +89,5 @@ class TopographicBenchmark(Benchmark):
             selection=f"mean over {len(rows)} layer(s)"
             + (" with sheet positions" if self._needs_positions else "")
             + (f"; skipped {skipped}" if skipped else ""),
-            ceiling_note=NO_CEILING, metric=self.metric,
+            ceiling_note=NO_CEILING, metric=self.metric, normalization=NO_NORMALIZATION, interval=NO_INTERVAL,
         )

@@ -7,7 +7,8 @@ between the two half-averages is Spearman-Brown corrected to the full number of 
 odd number of repetitions one half has one more repetition; the factor-2 correction is kept
 (a slightly conservative ceiling).  This is Brain-Score's internal-consistency ceiling.
 
-Normalisation (per target), the Brain-Score explained-variance convention named in DESIGN.md:
+Normalisation (per target), the convention `explainable_variance_fraction`
+(`neurobench.conventions`, docs/conventions.md):
 
     normalised_t = sign(r_t) * r_t**2 / rho_t
 
@@ -15,7 +16,13 @@ where ``r_t`` is the held-out Pearson r of the model's prediction against the
 repetition-averaged response and ``rho_t`` the reliability above (the expected r^2 of a
 perfect model, since rho estimates the fraction of the averaged response's variance that is
 signal).  The sign keeps anti-correlated predictions from scoring as positive.  The benchmark
-score is the median over targets with a usable ceiling.
+score is the median over targets with a usable ceiling: a perfect model scores ~1.
+
+This is *not* Brain-Score's `explained_variance` (brainscore_vision/benchmark_helpers/
+neural_common.py), which squares the ratio of the aggregates, (median r / median rho)^2, on the
+assumption r(X, X) ~ r(Y, Y) (Yamins et al. 2014): a perfect model scores ~1 / rho there, and
+the sign is lost. `brainscore_explained_variance` computes Brain-Score's number under its own
+name, for the benchmarks that follow a Brain-Score protocol.
 
 Targets whose reliability is <= 0 or NaN (e.g. pure noise, constant responses) cannot be
 normalised: they are reported in `usable` / `n_unusable` and left out of the median, never
@@ -31,13 +38,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..conventions import EXPLAINABLE_VARIANCE_FRACTION
 from ..errors import InvalidInputError
 from .correlation import pearson_columns
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Ceiling", "NormalizedScore", "split_half_reliability", "normalize_scores",
-           "spearman_brown", "as_repeated_array"]
+           "spearman_brown", "as_repeated_array", "median_scores", "brainscore_explained_variance"]
 
 REPETITION_DIMS = ("repetition", "repetition_id", "trial", "rep")  # names a repetition dimension may have
 _PRES_DIMS = ("presentation", "stimulus", "stimulus_id", "image")
@@ -168,7 +176,7 @@ class NormalizedScore:
     usable: np.ndarray  # (t,) bool: ceiling usable and r finite
     n_unusable_ceiling: int
     n_undefined_r: int
-    convention: str = "sign(r) * r^2 / reliability; median over usable targets"
+    convention: str = EXPLAINABLE_VARIANCE_FRACTION
 
     def to_record(self) -> dict[str, Any]:
         return {"score": self.score, "convention": self.convention,
@@ -190,3 +198,26 @@ def normalize_scores(r: np.ndarray, ceiling: Ceiling | np.ndarray) -> Normalized
     per[usable] = np.sign(r[usable]) * r[usable] ** 2 / rel[usable]
     score = float(np.median(per[usable])) if usable.any() else float("nan")
     return NormalizedScore(per, score, usable, int((~ok_ceiling).sum()), int((~ok_r).sum()))
+
+
+def median_scores(r: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of (B, t) held-out r and ceilings: the median raw r and the median sign(r) r^2 /
+    ceiling (`explainable_variance_fraction`), both over the targets with a usable ceiling and a
+    finite r (e.g. every bootstrap resample at once)."""
+    ok = np.isfinite(rel) & (rel > 0) & np.isfinite(r)
+    norm = np.where(ok, np.sign(r) * r * r / np.where(ok, rel, 1.0), np.nan)
+    raw = np.where(ok, r, np.nan)
+    with np.errstate(all="ignore"):
+        return np.nanmedian(raw, axis=-1), np.nanmedian(norm, axis=-1)
+
+
+def brainscore_explained_variance(raw, ceiling):
+    """Brain-Score's ceiled score, (raw / ceiling)^2, elementwise (`brainscore_explained_variance`).
+
+    `raw` is Brain-Score's aggregate of held-out r (median over neuroids, mean over splits) and
+    `ceiling` its aggregate internal consistency (median over neuroids of the split-half
+    Spearman-Brown r, mean over splits), as `explained_variance` in
+    brainscore_vision/benchmark_helpers/neural_common.py combines them (no sign is kept). A
+    perfect model scores ~1 / ceiling, since its r is ~sqrt(ceiling).
+    """
+    return np.power(np.asarray(raw, dtype=np.float64) / np.asarray(ceiling, dtype=np.float64), 2)

@@ -1,5 +1,5 @@
-"""Inference for RSA scores: bootstrap over stimuli / subjects / both, fixed-effects SEM, and
-paired model-vs-model bootstrap tests.
+"""Inference for RSA scores: bootstrap over stimuli / subjects / both, the corrected two-factor
+variance of Schütt et al. (2023), fixed-effects SEM, and paired model-vs-model bootstrap tests.
 
 Stimulus resamples follow rsatoolbox: stimuli are drawn with replacement and the pairs of a
 stimulus with its own copy are dropped (rsatoolbox marks them NaN and removes them). For the
@@ -7,6 +7,14 @@ Pearson, cosine, Spearman, rho-a and tau-a comparators the resample is computed 
 statistic over the original entries (see `weighted.py`), which is exact and batched; the
 whitened comparators rebuild each resampled RDM because their whitening depends on which pairs
 exist.
+
+Intervals and their names (`neurobench.conventions`): `bootstrap="stimuli"` / `"subjects"` give
+percentile intervals over one factor; `"both"` the percentile interval of the two-factor bootstrap
+(conservative: resampling subjects already carries stimulus-level noise, so both factors count it
+twice); `"both-corrected"` (the default with >= 2 subjects, `"auto"`) the interval
+estimate +- t(0.975, min(S, n) - 1) sqrt(v) with v the corrected two-factor variance of Schütt et
+al. (2023), computed from one set of draws as rsatoolbox's `eval_dual_bootstrap` does
+(`dual_bootstrap`, `corrected_variance`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..conventions import (
+    NO_INTERVAL,
+    STIMULI,
+    SUBJECTS,
+    SUBJECTS_STIMULI_CORRECTED,
+    SUBJECTS_STIMULI_PERCENTILE,
+)
 from ..errors import InvalidInputError
 from . import ranks
 from .rdm import n_stimuli_from_length, pair_positions
@@ -25,6 +40,25 @@ from .rsa import BOOTSTRAP_KINDS, _condensed, canonical_method, compare_rdms, no
 from .weighted import WEIGHTED_METHODS, pair_weights, weighted_compare
 
 log = logging.getLogger(__name__)
+
+
+BOOTSTRAP_CHOICES = ("auto", "stimuli", "subjects", "both", "both-corrected")
+INTERVAL_CONVENTION = {"stimuli": STIMULI, "subjects": SUBJECTS, "both": SUBJECTS_STIMULI_PERCENTILE,
+                       "both-corrected": SUBJECTS_STIMULI_CORRECTED}
+
+
+def resolve_bootstrap(kind: str, n_subjects: int, resampling: bool = True) -> str:
+    """The bootstrap a request means for S subjects: "auto" is the corrected two-factor bootstrap
+    with >= 2 subjects and the stimulus bootstrap with one; resampling the subjects of one
+    subject is refused (unless nothing is resampled)."""
+    if kind not in BOOTSTRAP_CHOICES:
+        raise InvalidInputError(f"bootstrap must be one of {BOOTSTRAP_CHOICES}, got {kind!r}")
+    if kind == "auto":
+        return "both-corrected" if n_subjects >= 2 else "stimuli"
+    if kind != "stimuli" and n_subjects < 2 and resampling:
+        raise InvalidInputError(f"bootstrap={kind!r} resamples subjects and needs >= 2 subject RDMs; "
+                                "use bootstrap='stimuli'")
+    return kind
 
 
 def bootstrap_indices(n_stimuli: int, n_subjects: int, n_bootstrap: int, kind: str, seed: int):
@@ -119,6 +153,89 @@ def bootstrap_scores(model_rdms, data_rdms, method: str, n_bootstrap: int, seed:
     return _subject_mean(bootstrap_per_subject(x, y, method, stim, backend), subj)
 
 
+@dataclass
+class DualBootstrap:
+    """One set of bootstrap draws scored three ways, as rsatoolbox's `eval_dual_bootstrap` does:
+    `both` resamples subjects and stimuli, `subjects` only the subjects of the same draw,
+    `stimuli` only its stimuli. Each is (B, L): subject-mean similarity per resample and model."""
+
+    both: torch.Tensor
+    subjects: torch.Tensor
+    stimuli: torch.Tensor
+    n_subjects: int
+    n_stimuli: int
+
+
+def dual_bootstrap(model_rdms, data_rdms, method: str, n_bootstrap: int, seed: int = 0,
+                   backend: str = "auto", indices: tuple[np.ndarray, np.ndarray] | None = None) -> DualBootstrap:
+    """Two-factor bootstrap of the subject-mean similarity of L model RDMs (L, K) with S subject
+    RDMs (S, K), with its two single-factor parts from the same draws (see `DualBootstrap`).
+
+    `indices`: explicit draws (stimulus indices (B, n), subject indices (B, S)), e.g. rsatoolbox's
+    own; else drawn from `np.random.default_rng(seed)` as `bootstrap_indices(kind="both")`.
+    """
+    method = canonical_method(method)
+    x = _condensed(model_rdms, None, None, "model RDMs")
+    y = _condensed(data_rdms, x.device, x.dtype, "data RDMs")
+    x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+    n, s = n_stimuli_from_length(x.shape[-1]), y.shape[0]
+    if s < 2:
+        raise InvalidInputError("a two-factor bootstrap needs >= 2 subject RDMs; use bootstrap='stimuli'")
+    if indices is None:
+        stim, subj = bootstrap_indices(n, s, n_bootstrap, "both", seed)
+    else:
+        stim, subj = (np.asarray(i, dtype=np.int64) for i in indices)
+        if stim.ndim != 2 or subj.ndim != 2 or stim.shape[0] != subj.shape[0] or stim.shape[1] != n \
+                or subj.shape[1] != s:
+            raise InvalidInputError(f"indices must be (B, {n}) stimulus and (B, {s}) subject draws; got "
+                                    f"{stim.shape} and {subj.shape}")
+    per = bootstrap_per_subject(x, y, method, stim, backend)  # (B, L, S) on resampled stimuli
+    plain = compare_rdms(x, y, method, backend=backend)  # (L, S)
+    return DualBootstrap(both=_subject_mean(per, subj), stimuli=per.mean(-1),
+                         subjects=_subject_mean(plain.expand(stim.shape[0], *plain.shape), subj),
+                         n_subjects=s, n_stimuli=n)
+
+
+def corrected_variance(v_both, v_subjects, v_stimuli, n_subjects: int, n_stimuli: int) -> np.ndarray:
+    """Variance of a mean over S subjects and n stimuli from the three bootstrap variances of one
+    set of draws (Schütt et al. 2023, eLife 12:e82566; the small-sample form of rsatoolbox 0.3.2's
+    `util.inference_util._dual_bootstrap`, which `eval_dual_bootstrap` results use).
+
+    v = S/(S-1) v_subj + n/(n-1) v_stim - S n/((S-1)(n-1)) (v_both - v_subj - v_stim): the
+    two-factor variance counts measurement noise once through each factor, and the interaction
+    term removes the excess. Bounded below by each bias-corrected single-factor variance and above
+    by v_both, as rsatoolbox bounds it.
+    """
+    vb, vr, vp = (np.asarray(v, dtype=np.float64) for v in (v_both, v_subjects, v_stimuli))
+    if n_subjects < 2 or n_stimuli < 2:
+        raise InvalidInputError(f"the corrected variance needs >= 2 subjects and stimuli; got {n_subjects}, {n_stimuli}")
+    fr, fp = n_subjects / (n_subjects - 1), n_stimuli / (n_stimuli - 1)
+    v = fr * vr + fp * vp - fr * fp * (vb - vr - vp)
+    return np.minimum(np.maximum(np.maximum(v, fr * vr), fp * vp), vb)
+
+
+def two_factor_interval(estimate, both, subjects, stimuli, n_subjects: int, n_stimuli: int,
+                        ci: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, corrected variance) per column: estimate +- t(1 - (1 - ci)/2, min(S, n) - 1)
+    sqrt(v), v from `corrected_variance` of the sample variances (ddof 1) of the three (B, L)
+    bootstraps over the resamples finite in all three; rsatoolbox's `Result.get_ci` with
+    test_type='t-test', centred on the plain-sample estimate rather than the bootstrap mean."""
+    from scipy.stats import t as t_dist
+
+    est = np.asarray(estimate, dtype=np.float64).reshape(-1)
+    parts = [np.asarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a,
+                        dtype=np.float64).reshape(-1, est.size) for a in (both, subjects, stimuli)]
+    ok = np.isfinite(parts[0]) & np.isfinite(parts[1]) & np.isfinite(parts[2])
+    var = np.full(est.size, np.nan)
+    for j in range(est.size):
+        keep = ok[:, j]
+        if keep.sum() >= 2:
+            vb, vr, vp = (np.var(p[keep, j], ddof=1) for p in parts)
+            var[j] = corrected_variance(vb, vr, vp, n_subjects, n_stimuli)
+    half = t_dist.ppf(1 - (1 - ci) / 2, min(n_subjects, n_stimuli) - 1) * np.sqrt(var)
+    return est - half, est + half, var
+
+
 def fixed_effects_sem(per_subject: torch.Tensor) -> torch.Tensor:
     """SEM of the subject mean, sd / sqrt(S) over the last axis (subjects as fixed effects of
     the stimulus set; needs S >= 2)."""
@@ -190,14 +307,22 @@ class RSAScores:
     sem: torch.Tensor | None = None  # (L,) fixed-effects SEM over subjects (None when S == 1)
     ceiling_note: str = ""
     samples: torch.Tensor | None = field(default=None, repr=False)  # (B, L) bootstrap means
+    variance: np.ndarray | None = None  # (L,) corrected two-factor variance (bootstrap="both-corrected")
+
+    @property
+    def interval(self) -> str:
+        """The interval's convention name (`neurobench.conventions`)."""
+        return INTERVAL_CONVENTION[self.bootstrap] if self.n_bootstrap > 0 else NO_INTERVAL
 
 
 def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 1000,
-               seed: int = 0, bootstrap: str = "stimuli", ci: float = 0.95, *, device=None,
+               seed: int = 0, bootstrap: str = "auto", ci: float = 0.95, *, device=None,
                dtype=None, ceiling: bool = True, backend: str = "auto") -> RSAScores:
     """Score L model RDMs (L, K) against S subject RDMs (S, K): per-subject similarities, their
-    mean, Nili noise ceiling (S >= 2), fixed-effects SEM over subjects, and a percentile bootstrap
-    CI of the subject-mean over stimuli, subjects or both (seeded, reproducible)."""
+    mean, Nili noise ceiling (S >= 2), fixed-effects SEM over subjects, and a seeded bootstrap CI
+    of the subject mean: `bootstrap` "stimuli" / "subjects" / "both" (percentile intervals) or
+    "both-corrected" (Schütt et al. 2023 corrected two-factor variance, t interval); "auto" is
+    "both-corrected" with >= 2 subjects, else "stimuli" (module docstring)."""
     method = canonical_method(method)
     if not 0 < ci < 1:
         raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
@@ -222,16 +347,19 @@ def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 
     elif ceiling:
         note = ("no noise ceiling: a single data RDM gives no between-subject variability to "
                 "estimate one from")
+    kind = resolve_bootstrap(bootstrap, s, resampling=n_bootstrap > 0)
     nan = torch.full_like(score, float("nan"))
-    ci_low, ci_high, samples = nan, nan.clone(), None
-    if n_bootstrap > 0:
-        if bootstrap in ("subjects", "both") and s < 2:
-            raise InvalidInputError("bootstrapping subjects needs >= 2 subject RDMs; use bootstrap='stimuli'")
-        samples = bootstrap_scores(x, y, method, n_bootstrap, seed, bootstrap, backend=backend)
-        alpha = (1 - ci) / 2
-        q = torch.tensor([alpha, 1 - alpha], dtype=samples.dtype, device=samples.device)
-        ci_low, ci_high = torch.nanquantile(samples, q, dim=0)
+    ci_low, ci_high, samples, variance = nan, nan.clone(), None, None
+    if n_bootstrap > 0 and kind == "both-corrected":
+        dual = dual_bootstrap(x, y, method, n_bootstrap, seed, backend=backend)
+        lo, hi, variance = two_factor_interval(score.cpu().numpy(), dual.both, dual.subjects, dual.stimuli,
+                                               dual.n_subjects, dual.n_stimuli, ci)
+        ci_low, ci_high = (torch.as_tensor(v, dtype=score.dtype, device=score.device) for v in (lo, hi))
+        samples = dual.both
+    elif n_bootstrap > 0:
+        samples = bootstrap_scores(x, y, method, n_bootstrap, seed, kind, backend=backend)
+        ci_low, ci_high = percentile_ci(samples, ci)
     return RSAScores(score=score, per_subject=per_subject, ceiling_lower=lower,
                      ceiling_upper=upper, ci_low=ci_low, ci_high=ci_high, n_bootstrap=n_bootstrap,
-                     seed=seed, method=method, bootstrap=bootstrap, ci=ci, sem=sem,
-                     ceiling_note=note, samples=samples)
+                     seed=seed, method=method, bootstrap=kind, ci=ci, sem=sem,
+                     ceiling_note=note, samples=samples, variance=variance)

@@ -17,6 +17,13 @@ How the work is organised (and why it is fast):
   half of the free memory of the device).  Nothing of size alphas x n x t is ever held beyond
   one chunk.  A budget too small for a single target raises `MemoryBudgetError` with the
   minimum needed.
+* The alpha grid is relative by default: `relative_alphas` (default logspace(-3, 5, 9)) times
+  the mean eigenvalue of the centred training kernel of each outer fit, trace(Xc Xc^T) / n
+  (= the summed variance of the features), so the grid follows the layer's scale and width
+  (`scaled_alphas`; docs/ridge.md says why).  An explicit `alphas` grid is absolute and used as
+  given.  Inner folds and the refit of one outer fit share its absolute grid, recorded per fold
+  (`record["alpha_grid"]`); `EncodingResult.alpha_edges` counts targets whose chosen alpha sits
+  at an end of the grid.
 * The alpha of each target maximises the mean over inner folds of the per-fold score
   (``scoring="mse"``: minus the mean squared error, as himalaya does; ``"r2"``: R^2 around the
   validation mean, as scikit-learn's scorer does).  Ties go to the first alpha in the grid.
@@ -51,15 +58,17 @@ from .splits import Splits, kfold_splits
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_ALPHAS",
+    "DEFAULT_RELATIVE_ALPHAS",
+    "AlphaGrid",
     "EncodingResult",
     "RidgeCV",
     "cross_validated_encoding",
     "ridge_cv_multi",
     "r2_score",
+    "scaled_alphas",
 ]
 
-DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 6, 9))
+DEFAULT_RELATIVE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 9))
 _BUDGET_FRACTION = 0.5
 _SCORINGS = ("mse", "r2")
 _MAX_CHUNK = 4096
@@ -93,11 +102,67 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
         )
 
 
-def _alphas(alphas: Sequence[float] | np.ndarray | torch.Tensor | None) -> np.ndarray:
-    a = np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64).reshape(-1)
+def _positive_grid(values, what: str) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
     if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise InvalidInputError(f"alphas must be a non-empty list of positive numbers, got {a}")
+        raise InvalidInputError(f"{what} must be a non-empty list of positive numbers, got {a}")
     return a
+
+
+def scaled_alphas(relative: np.ndarray, trace: float, n: int) -> np.ndarray:
+    """Absolute ridge penalties for one fit: `relative` times the mean eigenvalue of its n x n
+    centred training kernel, trace(Xc Xc^T) / n (the summed variance of the features; the
+    covariance Xc^T Xc has the same trace). A layer scaled by c or widened k-fold with features
+    like its own gets a grid scaled by c^2 or k, so its predictions are those of the original."""
+    scale = float(trace) / max(int(n), 1)
+    if not math.isfinite(scale) or scale <= 0:
+        raise InvalidInputError("every feature is constant on these training stimuli (zero variance): no alpha "
+                                "grid can be scaled to it; give an absolute grid (alphas=...) or drop the layer")
+    return np.asarray(relative, dtype=np.float64) * scale
+
+
+@dataclass(frozen=True)
+class AlphaGrid:
+    """The ridge penalty grid: `values` used as given (`relative=False`, an explicit `alphas`),
+    or relative to each fit's mean kernel eigenvalue (`scaled_alphas`)."""
+
+    values: np.ndarray
+    relative: bool
+
+    @classmethod
+    def make(cls, alphas=None, relative_alphas=None) -> AlphaGrid:
+        """An explicit `alphas` is absolute; else `relative_alphas` (default
+        DEFAULT_RELATIVE_ALPHAS) is relative. Giving both is refused."""
+        if alphas is not None and relative_alphas is not None:
+            raise InvalidInputError("give either alphas (an absolute grid) or relative_alphas (a grid relative to each "
+                                    "layer's mean kernel eigenvalue), not both")
+        if alphas is not None:
+            return cls(_positive_grid(alphas, "alphas"), False)
+        return cls(_positive_grid(DEFAULT_RELATIVE_ALPHAS if relative_alphas is None else relative_alphas,
+                                  "relative_alphas"), True)
+
+    def absolute(self, trace: float, n: int) -> np.ndarray:
+        return scaled_alphas(self.values, trace, n) if self.relative else self.values
+
+    def for_features_scaled_by(self, factor: float) -> AlphaGrid:
+        """The grid for features multiplied by `factor` (an exact power of two, `metrics.scaling`):
+        an absolute grid is multiplied by factor^2, so the fit is the same; a relative grid follows
+        the kernel's scale by itself."""
+        return self if self.relative or factor == 1.0 else AlphaGrid(self.values * factor**2, False)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": "relative to trace(K)/n per outer fit" if self.relative else "absolute",
+                "values": self.values.tolist()}
+
+
+def _train_trace(X: torch.Tensor, train: np.ndarray, fit_intercept: bool, kernel: _Kernel | None) -> float:
+    """trace of the (centred) training kernel: the squared norm of the centred training rows."""
+    if kernel is not None:
+        return float(kernel.K[: len(train)].diagonal().sum())
+    x = X[torch.as_tensor(train, device=X.device)]
+    if fit_intercept:
+        x = x - x.mean(0)
+    return float((x * x).sum())
 
 
 # --------------------------------------------------------------------------- the decomposition
@@ -311,6 +376,7 @@ class _FitOut:
     coef: np.ndarray | None  # (p, t)
     intercept: np.ndarray | None  # (t,)
     info: dict[str, Any]
+    alphas: np.ndarray  # (A,) the absolute grid of this fit
 
 
 def _chunks(t: int, size: int):
@@ -320,19 +386,21 @@ def _chunks(t: int, size: int):
 
 def _fit_select(
     X: torch.Tensor, Y: torch.Tensor, train: np.ndarray, inner: list[tuple[np.ndarray, np.ndarray]],
-    eval_idx: np.ndarray | None, alphas: np.ndarray, *, scoring: str, fit_intercept: bool,
+    eval_idx: np.ndarray | None, grid: AlphaGrid, *, scoring: str, fit_intercept: bool,
     want_weights: bool, budget: int, dtype: torch.dtype, device: torch.device,
 ) -> _FitOut:
-    """Choose alpha per target by inner CV on `train`, refit on `train`, predict `eval_idx`."""
+    """Choose alpha per target by inner CV on `train`, refit on `train`, predict `eval_idx`.
+    A relative grid is scaled once, by the kernel of all of `train` (inner folds and refit share it)."""
     t = Y.shape[1]
     n, p = X.shape
     isz = _itemsize(dtype)
+    n_eval = 0 if eval_idx is None else len(eval_idx)
+    kernel = _Kernel(X, train, eval_idx) if fit_intercept and len(train) <= p else None
+    alphas = grid.absolute(_train_trace(X, train, fit_intercept, kernel) if grid.relative else 1.0, len(train))
     a_dev = torch.as_tensor(alphas, dtype=dtype, device=device)
     n_a = len(alphas)
     score_sum = torch.zeros(n_a, t, dtype=torch.float64)
     forms = []
-    n_eval = 0 if eval_idx is None else len(eval_idx)
-    kernel = _Kernel(X, train, eval_idx) if fit_intercept and len(train) <= p else None
     for tr, va in inner:
         chunk = _memory_plan(n, p, len(train), len(tr), len(va), n_a, t, isz, budget, False)
         dec = _decompose(X, tr, va, fit_intercept, kernel, False)
@@ -378,8 +446,10 @@ def _fit_select(
             coef[:, sl] = W.to("cpu", torch.float64).numpy()
             intercept[sl] = (mu - dec.x_mean @ W).to("cpu", torch.float64).numpy()
     info = {"forms": forms, "refit_form": dec.form, "chunk": chunk,
-            "operator": None if op is None else ("direct" if op.direct else "projected")}
-    return _FitOut(best.numpy(), cv_score, pred_out, coef, intercept, info)
+            "operator": None if op is None else ("direct" if op.direct else "projected"),
+            "eigenvalue_range": ([float(dec.lam.min()), float(dec.lam.max())] if dec.lam.numel() else
+                                 [float("nan"), float("nan")])}
+    return _FitOut(best.numpy(), cv_score, pred_out, coef, intercept, info, alphas)
 
 
 def _setup(device, dtype, memory_budget) -> tuple[torch.device, torch.dtype, int]:
@@ -423,22 +493,25 @@ class RidgeCV:
 
     `fit(X, Y, groups=None)` selects alphas on `cv` folds (int: seeded k-fold over stimuli,
     grouped by `groups`; or explicit (train, val) index pairs / a `Splits`) and refits on all
-    rows.  Attributes: `coef_` (p, t), `intercept_` (t,), `best_alphas_` (t,),
-    `cv_scores_` (t,), `info_`.  `score` returns per-target R^2 (like himalaya).
+    rows.  `alphas`: an absolute grid, used as given (as scikit-learn and himalaya use theirs);
+    None: `relative_alphas` (default DEFAULT_RELATIVE_ALPHAS) times trace(Xc Xc^T) / n of X.
+    Attributes: `coef_` (p, t), `intercept_` (t,), `best_alphas_` (t,), `alphas_` (the
+    absolute grid used), `cv_scores_` (t,), `info_`.  `score` returns per-target R^2 (like
+    himalaya).
     """
 
-    def __init__(self, alphas: Sequence[float] | None = DEFAULT_ALPHAS, cv: Any = 5,
+    def __init__(self, alphas: Sequence[float] | None = None, cv: Any = 5,
                  device: str | torch.device | None = "auto", dtype: str | torch.dtype = "float32",
                  memory_budget: int | None = None, fit_intercept: bool = True,
-                 scoring: str = "mse", seed: int | None = 0):
+                 scoring: str = "mse", seed: int | None = 0, relative_alphas: Sequence[float] | None = None):
         self.alphas, self.cv, self.device, self.dtype = alphas, cv, device, dtype
         self.memory_budget, self.fit_intercept = memory_budget, fit_intercept
-        self.scoring, self.seed = scoring, seed
+        self.scoring, self.seed, self.relative_alphas = scoring, seed, relative_alphas
 
     def fit(self, X, Y, groups=None) -> RidgeCV:
         _check_scoring(self.scoring)
         dev, dt, budget = _setup(self.device, self.dtype, self.memory_budget)
-        alphas = _alphas(self.alphas)
+        grid = AlphaGrid.make(self.alphas, self.relative_alphas)
         Xh, Yh = _as_host_tensor(X, "features X"), _as_host_tensor(Y, "targets Y")
         self._ravel = np.ndim(Y) == 1
         if Xh.shape[0] != Yh.shape[0]:
@@ -449,10 +522,11 @@ class RidgeCV:
         folds = _as_folds(self.cv, n, groups, self.seed, "RidgeCV cv")
         Xs, factor = rescaled(Xh)  # exact: the fit on X * f with alphas * f^2 is the fit on X
         Xd = Xs.to(device=dev, dtype=dt)
-        out = _fit_select(Xd, Yh, np.arange(n), folds, None, alphas * factor**2, scoring=self.scoring,
+        out = _fit_select(Xd, Yh, np.arange(n), folds, None, grid.for_features_scaled_by(factor), scoring=self.scoring,
                           fit_intercept=self.fit_intercept, want_weights=True, budget=budget,
                           dtype=dt, device=dev)
-        self.best_alphas_ = alphas[out.best]
+        self.alphas_ = out.alphas / factor**2  # in the units of X
+        self.best_alphas_ = self.alphas_[out.best]
         self.cv_scores_ = out.cv_score
         self.coef_, self.intercept_ = out.coef * factor, out.intercept
         self.info_ = out.info
@@ -482,9 +556,11 @@ class EncodingResult:
 
     `r` / `r2`: per target, mean over outer folds of the per-fold Pearson r / R^2 on the
     held-out stimuli (NaN where undefined: constant target or constant prediction in a fold;
-    `np.nanmean` over folds).  `alphas` (n_outer, t): chosen alpha per fold.  `constant_targets`:
-    targets with zero variance over all stimuli (r = NaN, never dropped); `n_constant` counts
-    them.  `predictions` (n, t): held-out predictions (NaN on rows never tested), if asked.
+    `np.nanmean` over folds).  `alphas` (n_outer, t): chosen alpha per fold; `alpha_index`
+    (n_outer, t) its position in that fold's grid, `alpha_grids` (n_outer, A) the absolute grids.
+    `constant_targets`: targets with zero variance over all stimuli (r = NaN, never dropped);
+    `n_constant` counts them.  `predictions` (n, t): held-out predictions (NaN on rows never
+    tested), if asked.
     """
 
     r: np.ndarray
@@ -499,6 +575,26 @@ class EncodingResult:
     predictions: np.ndarray | None = None
     weights: list[np.ndarray] | None = None
     intercepts: list[np.ndarray] | None = None
+    alpha_index: np.ndarray | None = None
+    alpha_grids: np.ndarray | None = None
+    eigenvalue_ranges: np.ndarray | None = None  # (n_outer, 2) smallest / largest kept kernel eigenvalue
+
+    def alpha_edges(self) -> tuple[int, int]:
+        """(low, high): targets whose chosen alpha is the lowest / highest of the grid in most
+        outer folds, counted only where that end still constrains the fit: the smallest alpha
+        above 1/100 of the smallest kept eigenvalue of the fold's training kernel, the largest
+        below 100 times its largest (beyond, a smaller alpha leaves the fit unregularised and a
+        larger one only rescales predictions that are already ~0: the grid did not decide).
+        Constant targets (no choice) are not counted."""
+        if self.alpha_index is None:
+            return 0, 0
+        last = self.alpha_grids.shape[1] - 1
+        low_binds, high_binds = _binding_ends(self.alpha_grids, self.eigenvalue_ranges)
+        low = (self.alpha_index == 0) & low_binds[:, None]
+        high = (self.alpha_index == last) & high_binds[:, None]
+        majority = self.alpha_index.shape[0] / 2
+        keep = ~self.constant_targets
+        return int((low.sum(0) > majority)[keep].sum()), int((high.sum(0) > majority)[keep].sum())
 
     @property
     def n_constant(self) -> int:
@@ -519,6 +615,19 @@ class EncodingResult:
         }
 
 
+_EDGE_MARGIN = 100.0
+
+
+def _binding_ends(grids: np.ndarray, eig: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per fold: does the grid's smallest / largest alpha still change the fit (module `alpha_edges`)?"""
+    if eig is None:
+        return np.ones(len(grids), bool), np.ones(len(grids), bool)
+    with np.errstate(invalid="ignore"):
+        low = ~(grids[:, 0] <= eig[:, 0] / _EDGE_MARGIN)
+        high = ~(grids[:, -1] >= eig[:, 1] * _EDGE_MARGIN)
+    return low, high
+
+
 def _nanmean0(a: np.ndarray) -> np.ndarray:
     ok = np.isfinite(a)
     cnt = ok.sum(0)
@@ -531,8 +640,9 @@ def ridge_cv_multi(
     features: Mapping[str, Any],
     Y: Any,
     splits: Splits | Sequence[tuple[np.ndarray, np.ndarray]] | int = 5,
-    alphas: Sequence[float] | None = DEFAULT_ALPHAS,
+    alphas: Sequence[float] | None = None,
     *,
+    relative_alphas: Sequence[float] | None = None,
     inner_cv: int | Splits | Sequence = 5,
     groups: Sequence | np.ndarray | None = None,
     seed: int | None = 0,
@@ -555,6 +665,10 @@ def ridge_cv_multi(
     training rows*, used for every outer fold; or a list of those, one per outer fold), then
     the model is refit on all outer training rows and scored on the outer test rows.
 
+    `alphas`: an absolute grid, used as given; None: `relative_alphas` (default
+    DEFAULT_RELATIVE_ALPHAS) times each outer fit's mean kernel eigenvalue (`scaled_alphas`;
+    `record["alpha_grid"]` has every fold's absolute grid).
+
     `reduction` ("srp", "pca" or None) shrinks wide layers first (see `reduction.py`): the
     random projection once per layer (it ignores the data), PCA per outer fold, fit on that
     fold's training rows only.  What was applied is in `record["reduction"]`.
@@ -563,7 +677,7 @@ def ridge_cv_multi(
     if not isinstance(features, Mapping) or not features:
         raise InvalidInputError("features must be a non-empty mapping of layer name -> (n x p) array")
     dev, dt, budget = _setup(device, dtype, memory_budget)
-    alphas_np = _alphas(alphas)
+    grid = AlphaGrid.make(alphas, relative_alphas)
     Yh = _as_host_tensor(Y, "targets Y")
     n, t = Yh.shape
     groups_np = None if groups is None else np.asarray(groups)
@@ -597,7 +711,7 @@ def ridge_cv_multi(
         Xh, factor = rescaled(Xh)  # magnitudes that would overflow/underflow: exact power-of-two rescaling
         x_for_fold, red_records = _reducer(Xh, reduction, dict(reduction_kwargs or {}), dev, dt)
         results[name] = _encode_one(
-            x_for_fold, Yh, outer, inner_per_fold, alphas_np, constant, scoring=scoring,
+            x_for_fold, Yh, outer, inner_per_fold, grid, constant, scoring=scoring,
             fit_intercept=fit_intercept, budget=budget, dtype=dt, device=dev,
             return_predictions=return_predictions, return_weights=return_weights, x_factor=factor)
         results[name].record.update(layer=name, n_features=int(Xh.shape[1]),
@@ -646,29 +760,37 @@ def _inner_for_each(inner_cv, outer: Splits, groups, seed) -> list[list]:
     return per_fold
 
 
-def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant, *, scoring, fit_intercept,
+def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, grid: AlphaGrid, constant, *, scoring, fit_intercept,
                 budget, dtype, device, return_predictions, return_weights, x_factor: float = 1.0) -> EncodingResult:
     """Nested CV of one layer. `x_factor`: the power of two the features were multiplied by
-    (alphas are scaled by its square and weights back by it, so results are in the original units)."""
+    (absolute alphas are scaled by its square and weights back by it; alphas and eigenvalues are
+    reported in the original units)."""
     n, t = Yh.shape
     n_out = len(outer)
     r_f = np.full((n_out, t), np.nan)
     r2_f = np.full((n_out, t), np.nan)
     chosen = np.empty((n_out, t))
+    index = np.empty((n_out, t), dtype=np.int64)
+    grids = np.empty((n_out, len(grid.values)))
+    eig = np.empty((n_out, 2))
     cvs = np.empty((n_out, t))
     pred_dtype = np.float32 if dtype == torch.float32 else np.float64
     preds = np.full((n, t), np.nan, dtype=pred_dtype) if return_predictions else None
     weights, intercepts, infos = ([] if return_weights else None), ([] if return_weights else None), []
     for k, (tr, te) in enumerate(outer):
         inner = [(tr[a], tr[b]) for a, b in inner_per_fold[k]]
-        out = _fit_select(x_for_fold(tr), Yh, tr, inner, te, alphas * x_factor**2, scoring=scoring,
+        out = _fit_select(x_for_fold(tr), Yh, tr, inner, te, grid.for_features_scaled_by(x_factor), scoring=scoring,
                           fit_intercept=fit_intercept, want_weights=return_weights,
                           budget=budget, dtype=dtype, device=device)
         yte = Yh[te].to(torch.float64)
         p = torch.from_numpy(out.pred)
         r_f[k] = pearson_columns(p, yte).numpy()
         r2_f[k] = r2_score(p, yte).numpy()
-        chosen[k] = alphas[out.best]
+        unit = x_factor ** 2  # back to the original units of the features
+        chosen[k] = out.alphas[out.best] / unit
+        index[k] = out.best
+        grids[k] = out.alphas / unit
+        eig[k] = np.asarray(out.info["eigenvalue_range"]) / unit
         cvs[k] = out.cv_score
         infos.append(out.info)
         if return_predictions:
@@ -680,7 +802,7 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant,
     r[constant] = np.nan
     record = {
         "metric": "ridge-cv-encoding",
-        "alphas_grid": alphas.tolist(),
+        "alpha_grid": {**grid.to_record(), "absolute_per_fold": grids.tolist()},
         "scoring": scoring,
         "fit_intercept": fit_intercept,
         "dtype": str(dtype).replace("torch.", ""),
@@ -692,12 +814,12 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, alphas, constant,
         "n_constant_targets": int(constant.sum()),
     }
     return EncodingResult(r, _nanmean0(r2_f), r_f, r2_f, chosen, cvs, constant, outer, record,
-                          preds, weights, intercepts)
+                          preds, weights, intercepts, index, grids, eig)
 
 
 def cross_validated_encoding(
     X: Any, Y: Any, splits: Splits | Sequence | int = 5,
-    alphas: Sequence[float] | None = DEFAULT_ALPHAS, **kwargs: Any,
+    alphas: Sequence[float] | None = None, **kwargs: Any,
 ) -> EncodingResult:
     """One feature matrix: `ridge_cv_multi({"X": X}, Y, splits, alphas, **kwargs)["X"]`."""
     return ridge_cv_multi({"X": X}, Y, splits, alphas, **kwargs)["X"]

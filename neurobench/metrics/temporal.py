@@ -90,8 +90,10 @@ def time_resolved_rsa(model_rdms, data_rdms, times, method: str = "spearman", n_
                       backend: str = "auto") -> TemporalRSA:
     """Compare L model RDMs (L, K) with data RDMs over time, (T, K) or (S, T, K).
 
-    Peak-latency CIs resample subjects when S >= 2 (default) or stimuli otherwise; with
-    `bootstrap="both"` both at once. The peak is the argmax of each resample's subject mean.
+    Peak-latency CIs (percentile) resample subjects and stimuli together when S >= 2 (default:
+    both sources of variance; an argmax is too rough a statistic for the corrected variance of
+    `inference.two_factor_interval`), stimuli when S == 1; `bootstrap="subjects"` / `"stimuli"`
+    resample one factor. The peak is the argmax of each resample's subject mean.
     """
     method = canonical_method(method)
     x = as_tensor(model_rdms)
@@ -109,7 +111,7 @@ def time_resolved_rsa(model_rdms, data_rdms, times, method: str = "spearman", n_
     course = per.mean(1)
     peak = times[course.argmax(-1).cpu().numpy()]
     lo = hi = np.full(x.shape[0], np.nan)
-    kind = bootstrap or ("subjects" if s >= 2 else "stimuli")
+    kind = bootstrap or ("both" if s >= 2 else "stimuli")
     if n_bootstrap > 0:
         if kind in ("subjects", "both") and s < 2:
             raise InvalidInputError("bootstrapping subjects needs >= 2 subjects; use bootstrap='stimuli'")

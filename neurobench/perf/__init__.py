@@ -72,6 +72,15 @@ def _pls(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-sklearn", action="store_true", help="time neurobench only")
 
 
+def _alphagrid(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--p", type=int, default=200_000, help="layer units (default 200,000)")
+    parser.add_argument("--t", type=int, default=200, help="targets (default 200)")
+    parser.add_argument("--snr", type=float, default=0.15, help="signal/noise variance of the targets (default 0.15)")
+    parser.add_argument("--folds", type=int, default=5, help="outer folds (default 5)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=1)
+
+
 def _nsdload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, default=750, help="trials per session (NSD: 750)")
     parser.add_argument("--roi-voxels", type=int, default=2000, help="ROI size (V1 is a few thousand voxels)")
@@ -109,6 +118,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "nsdload": ("read one ROI's betas from a full-size NSD session file", _nsdload),
     "targets": ("store and read back every layer's per-target results (Parquet sidecar) against CSV", _targets),
     "decoding": ("time pairwise decoding RDMs (every pair x time bin) against scikit-learn", _decoding),
+    "alphagrid": ("ridge alpha grids on a wide layer against the best fixed alpha (accuracy, not speed)",
+                  _alphagrid),
 }
 
 

@@ -36,7 +36,7 @@ def _result(args):
     layers = pd.DataFrame({"layer": [f"layer{k}" for k in range(args.layers)], "raw": 0.3, "ci_low": 0.2,
                            "ci_high": 0.4, "ceiling": 0.5, "normalized": 0.6})
     return ScoreResult(layers=layers, best_layer="layer0", raw=0.3, ci_low=0.2, ci_high=0.4, ceiling=0.5,
-                       normalized=0.6, selection="perf", model="perf-model", weights_id="w", trained=True,
+                       normalized=0.6, normalization="explainable_variance_fraction", interval="stimuli", selection="perf", model="perf-model", weights_id="w", trained=True,
                        benchmark="perf.targets", targets=pd.concat(frames, ignore_index=True),
                        target_space={"subj01": {"columns": ["voxel_i", "voxel_j", "voxel_k"], "shape": [81, 104, 83],
                                                 "affine": np.eye(4).tolist(), "source": "perf"}})

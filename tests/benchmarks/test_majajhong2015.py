@@ -150,13 +150,16 @@ def reference_means(truth, region) -> tuple[list[str], np.ndarray, np.ndarray]:
     return list(mean.index), mean.to_numpy(), np.array([objects[i] for i in mean.index])
 
 
-def reference_pls(X, Y, labels, tol=1e-6) -> float:
-    medians = []
+def reference_pls(X, Y, labels, tol=1e-6, per_neuroid=False):
+    """Brain-Score's raw score (median over neuroids of test r, mean over splits); with
+    `per_neuroid`, also each neuroid's test r averaged over the splits."""
+    per_split = []
     for train, test in StratifiedShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(X, labels):
         pls = PLSRegression(n_components=25, scale=False, tol=tol, max_iter=10000).fit(X[train], Y[train])
         pred = pls.predict(X[test])
-        medians.append(np.median([scipy.stats.pearsonr(pred[:, j], Y[test, j])[0] for j in range(Y.shape[1])]))
-    return float(np.mean(medians))
+        per_split.append([scipy.stats.pearsonr(pred[:, j], Y[test, j])[0] for j in range(Y.shape[1])])
+    raw = float(np.mean(np.median(per_split, axis=1)))
+    return (raw, np.mean(per_split, axis=0)) if per_neuroid else raw
 
 
 def _acts(bench, layers=("0", "1")):
@@ -185,17 +188,24 @@ def test_pls_matches_sklearn_and_brainscore_ceiling(published, plugin):
     acts = _acts(bench)
     res = bench.score_activations(acts, seed=0, device=torch.device("cpu"))
     _ids, Y, labels = reference_means(published, "IT")
-    ceiling, _ = reference_ceiling(published, "IT")
+    ceiling, reliability = reference_ceiling(published, "IT")
     for layer in ("0", "1"):
         row = res.layers.set_index("layer").loc[layer]
-        expected = reference_pls(np.asarray(acts[layer], dtype=np.float64), Y, labels, tol=1e-14)
+        expected, r = reference_pls(np.asarray(acts[layer], dtype=np.float64), Y, labels, tol=1e-14, per_neuroid=True)
         assert row["raw"] == pytest.approx(expected, abs=1e-7)
         assert row["ceiling"] == pytest.approx(ceiling, abs=1e-10)
-        assert row["normalized"] == pytest.approx(np.sign(expected) * (expected / ceiling) ** 2, abs=1e-6)
+        # Brain-Score's `explained_variance`: (raw / ceiling)^2 of the aggregates, no sign kept
+        assert row["brainscore_explained_variance"] == pytest.approx((expected / ceiling) ** 2, abs=1e-6)
+        # neurobench's convention: per neuroid sign(r) r^2 / reliability, median over neuroids
+        ok = reliability > 0
+        assert row["normalized"] == pytest.approx(np.median((np.sign(r) * r**2 / reliability)[ok]), abs=1e-6)
         assert row["ci_low"] <= row["raw"] <= row["ci_high"]
         if layer == "1":  # scikit-learn's default NIPALS tolerance moves the score only slightly
             assert row["raw"] == pytest.approx(reference_pls(np.asarray(acts[layer], np.float64), Y, labels), abs=1e-3)
     assert res.best_layer in ("0", "1") and res.provenance["splits"]["kind"] == "stratified-shuffle"
+    assert res.normalization == "explainable_variance_fraction" and res.interval == "stimuli"
+    assert res.other_normalizations["brainscore_explained_variance"] == pytest.approx(
+        res.layers.set_index("layer").loc[res.best_layer, "brainscore_explained_variance"])
     assert len(res.per_target) == 6 and res.bootstrap[res.best_layer]["raw"].shape == (200,)
 
 
@@ -214,6 +224,11 @@ def test_cli_and_api(published, plugin, tmp_path, capsys):
     assert res.raw == pytest.approx(expected, abs=2e-4)  # float32 on the default path
     assert res.ceiling == pytest.approx(ceiling, abs=1e-6)
     assert res.provenance["data_hashes"] and len(nb.ResultStore(store).leaderboard()) == 2
+    board = nb.ResultStore(store).leaderboard().set_index("benchmark")
+    assert board.loc["majajhong2015.v4-pls", "explainable_variance_fraction"] == pytest.approx(res.normalized)
+    assert board.loc["majajhong2015.v4-pls", "brainscore_explained_variance"] == pytest.approx(
+        (res.raw / res.ceiling) ** 2)
+    assert board.loc["majajhong2015.v4-encoding", "normalization"] == "explainable_variance_fraction"
 
 
 def test_encoding_matches_sklearn_ridge(published, plugin):

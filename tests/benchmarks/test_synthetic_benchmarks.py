@@ -62,7 +62,9 @@ def test_cli_ranks_oracle_above_distractor(tmp_path):
         assert main(["score", "--model", model, "--benchmark", "synthetic.fmri-encoding", "--store", str(store),
                      "--quiet"]) == 0
     board = nb.ResultStore(store).leaderboard().set_index("model")
-    assert board.loc["synthetic-oracle", "normalized"] > 0.95 > 0.05 > board.loc["synthetic-distractor", "normalized"]
+    col = "explainable_variance_fraction"
+    assert set(board["normalization"]) == {col} and set(board["interval"]) == {"stimuli"}
+    assert board.loc["synthetic-oracle", col] > 0.95 > 0.05 > board.loc["synthetic-distractor", col]
 
 
 def test_memory_budget_too_small_is_a_clear_error(tmp_path, capsys):
@@ -71,3 +73,18 @@ def test_memory_budget_too_small_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     assert "budget" in capsys.readouterr().err.lower()
     assert nb.ResultStore(tmp_path / "s.sqlite").rows().empty  # nothing half-stored
+
+
+@pytest.mark.parametrize("kind", ["fmri", "spikes"])
+def test_brainscore_explained_variance_is_not_ours_on_the_oracle(acts, kind):
+    """The oracle carries every hidden feature: ours (median sign(r) r^2 / rho) is ~1, Brain-Score's
+    `explained_variance`, (median r / median rho)^2, is ~1 / median rho (its r ~ sqrt(rho))."""
+    from neurobench.metrics.ceiling import brainscore_explained_variance
+
+    bench = nb.load_benchmark(f"synthetic.{kind}-encoding", n_bootstrap=0)
+    res = bench.score_activations({"features": acts["features"]}, seed=0, device=torch.device("cpu"))
+    r, rho = res.per_target["r"].to_numpy(), res.per_target["reliability"].to_numpy()
+    assert res.normalization == "explainable_variance_fraction" and res.normalized == pytest.approx(1.0, abs=0.03)
+    theirs = brainscore_explained_variance(np.median(r), np.median(rho))
+    assert theirs == pytest.approx((np.median(r) / np.median(rho)) ** 2)  # the formula in neural_common.py
+    assert theirs == pytest.approx(1 / np.median(rho), rel=0.05) and theirs > 1.2

@@ -174,7 +174,9 @@ def test_timecourse_and_ceiling_match_numpy_scipy(miniature, setup, group, lette
     sel = (times >= row["window_start"] - 1e-9) & (times <= row["window_end"] + 1e-9)
     assert row["ceiling"] == pytest.approx(nili_lower_spearman(data_rdms[:, sel].mean(1)), abs=1e-8)
     assert result.best_layer == "5" and result.ceiling is not None and 0 < result.ceiling <= result.ceiling_upper
-    assert result.provenance["n_subjects"] == 4 and result.provenance["latency_bootstrap"] == "subjects"
+    assert result.provenance["n_subjects"] == 4 and result.provenance["latency_bootstrap"] == "both"
+    assert result.provenance["latency_interval"] == "subjects+stimuli (percentile)"
+    assert result.interval == "subjects+stimuli (Schütt 2023 corrected)" and result.normalization == "nili_lower"
 
 
 def test_cli_and_api(miniature, setup, tmp_path):

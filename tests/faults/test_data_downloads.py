@@ -24,6 +24,9 @@ from .conftest import no_traceback
 
 MIB = 1 << 20
 BODY = random.Random(11).randbytes(3 * MIB)
+# What the server counts as "sent" includes what loopback socket buffers absorbed but the client
+# never read; on CI machines that has reached 8 MB, so "stopped" means well short of the 50 MB.
+SOCKET_SLACK = 20 * MIB
 
 
 @pytest.fixture
@@ -92,7 +95,7 @@ def test_a_server_announcing_more_than_the_manifest_size_is_refused_before_the_b
     faulty_server.files["/body.bin"] = BODY + bytes(47 * MIB)
     with pytest.raises(ChecksumMismatchError, match=rf"announces {50 * MIB} bytes .*more than the {len(BODY)} bytes"):
         data.resolve("toyset", "body.bin")
-    assert len(faulty_server.log) == 1 and faulty_server.log[0]["sent"] < 10 * MIB
+    assert len(faulty_server.log) == 1 and faulty_server.log[0]["sent"] < len(BODY) + SOCKET_SLACK
     assert not dl.part_path(data.cache_path("toyset", "body.bin")).exists()
 
 
@@ -102,7 +105,7 @@ def test_a_server_streaming_past_the_manifest_size_is_cut_off_as_it_passes_it(to
     faulty_server.always = ("stream", 50 * MIB)  # no Content-Length: the file, then zeros, for 50 MB
     with pytest.raises(ChecksumMismatchError, match=f"sent more than {len(BODY)} bytes"):
         data.resolve("toyset", "body.bin")
-    assert faulty_server.log[0]["sent"] < 10 * MIB  # stopped near 3 MB, not after 50
+    assert faulty_server.log[0]["sent"] < len(BODY) + SOCKET_SLACK  # stopped near 3 MB, not after 50
     assert not dl.part_path(data.cache_path("toyset", "body.bin")).exists()
     assert data.recorded_digest("toyset", "body.bin") is None  # nothing trusted
 

@@ -25,7 +25,7 @@ _RESULT = textwrap.dedent("""
                               "ci_high": [0.2] * n_layers, "ceiling": [0.5] * n_layers, "normalized": [0.2] * n_layers})
         return ScoreResult(model=model, weights_id="w" * 64, trained=True, benchmark="b", layers=table,
                            best_layer=layers[-1], raw=0.1, ci_low=0.0, ci_high=0.2, ceiling=0.5, normalized=0.2,
-                           selection="s", metric="m", provenance={"seed": 0, "timestamp": "2026-01-01T00:00:00"})
+                           selection="s", metric="m", normalization="nili_lower", interval="stimuli", provenance={"seed": 0, "timestamp": "2026-01-01T00:00:00"})
 """)
 
 

@@ -6,7 +6,7 @@ from sklearn.linear_model import Ridge
 
 from neurobench.errors import InvalidInputError
 from neurobench.kinds.encoding import score_encoding
-from neurobench.kinds.per_subject import combine_subjects
+from neurobench.kinds.per_subject import combine_subjects, subject_draws
 from neurobench.metrics.splits import fixed_split
 
 
@@ -49,7 +49,7 @@ def test_single_repetition_needs_a_given_ceiling():
         score_encoding({"l": x}, data, ids, ids, device="cpu")
 
 
-def test_combine_subjects_is_the_mean_with_a_paired_bootstrap():
+def test_combine_subjects_is_the_mean_with_a_two_factor_interval():
     per = {}
     for s in range(3):
         x, data, ids = _problem(10 + s)
@@ -65,9 +65,24 @@ def test_combine_subjects_is_the_mean_with_a_paired_bootstrap():
     cv = {layer: np.mean([r.layers.set_index("layer").loc[layer, "cv_score"] for r in per.values()])
           for layer in ("a", "b")}
     assert out.best_layer == max(cv, key=cv.get)
-    samples = np.mean([r.bootstrap[out.best_layer]["raw"] for r in per.values()], axis=0)
-    assert out.ci_low == pytest.approx(np.nanpercentile(samples, 2.5))
+    # two-factor interval: subjects drawn with replacement, each at its own stimulus resample of the
+    # same index; rsatoolbox's small-sample dual-bootstrap variance; t interval with min(S, n) - 1 dof
+    from rsatoolbox.util.inference_util import _dual_bootstrap
+    from scipy.stats import t as t_dist
+
+    samples = np.stack([r.bootstrap[out.best_layer]["raw"] for r in per.values()])  # (S, B)
+    points = np.array([r.layers.set_index("layer").loc[out.best_layer, "raw"] for r in per.values()])
+    subj = subject_draws(3, samples.shape[1], seed=0)
+    both = np.array([samples[subj[b], b].mean() for b in range(samples.shape[1])])
+    variances = np.array([np.var(v, ddof=1) for v in (both, points[subj].mean(1), samples.mean(0))])
+    var = _dual_bootstrap(variances, n_rdm=3, n_pattern=20)
+    half = t_dist.ppf(0.975, 2) * np.sqrt(var)
+    assert out.ci_low == pytest.approx(points.mean() - half) and out.ci_high == pytest.approx(points.mean() + half)
+    assert out.interval == "subjects+stimuli (Schütt 2023 corrected)"
+    assert out.normalization == "explainable_variance_fraction"
     assert set(out.per_target["subject"]) == set(per)
+    one = combine_subjects({"subj0": per["subj0"]}, "toy.encoding")  # one subject: its stimulus interval
+    assert one.interval == "stimuli" and one.ci_low == pytest.approx(per["subj0"].ci_low)
 
 
 def test_test_repetitions_give_the_same_score_as_padding():

@@ -77,7 +77,7 @@ def test_normalisation_convention():
     np.testing.assert_allclose(ns.per_target[:2], [1.0, -0.5])
     assert np.isnan(ns.per_target[2]) and ns.n_unusable_ceiling == 1
     assert ns.score == pytest.approx(0.25)
-    assert "r^2 / reliability" in ns.convention
+    assert ns.convention == "explainable_variance_fraction"
 
 
 def test_model_with_the_true_features_reaches_the_ceiling():
@@ -94,3 +94,31 @@ def test_model_with_the_true_features_reaches_the_ceiling():
     assert good == pytest.approx(1.0, abs=0.08)
     wrong = cross_validated_encoding(rng.standard_normal((n, k)), data.mean(1), 5, device="cpu")
     assert normalize_scores(wrong.r, ceiling).score < 0.05
+
+
+def test_alphas_at_the_grid_edge_are_counted_warned_and_noted(caplog):
+    """A grid that stops short (absolute alphas far below a large-valued layer's eigenvalues)
+    leaves every target at its top: the layer's row counts them, a warning is logged and the
+    result carries a note; the relative default leaves none there."""
+    import logging
+
+    from neurobench.kinds.encoding import score_encoding
+
+    rng = np.random.default_rng(3)
+    n, p, t = 120, 400, 12
+    hidden = rng.standard_normal((n, 5))
+    X = np.maximum(hidden @ rng.standard_normal((5, p)), 0) * 100  # large activations
+    data = (hidden @ rng.standard_normal((5, t)))[:, None, :] + rng.standard_normal((n, 4, t)) * 6
+    ids = [f"s{i}" for i in range(n)]
+    with caplog.at_level(logging.WARNING, logger="neurobench.kinds.encoding"):
+        short = score_encoding({"wide": X}, data, ids, ids, alphas=np.logspace(-2, 2, 5), n_bootstrap=0,
+                               device="cpu", dtype="float64")
+    row = short.layers.iloc[0]
+    assert row["alpha_at_max"] == t and row["alpha_at_min"] == 0 and row["n_targets"] == t
+    assert any("chose the largest ridge alpha" in m for m in caplog.messages)
+    assert len(short.notes) == 1 and "wide" in short.notes[0] and "relative_alphas" in short.notes[0]
+    relative = score_encoding({"wide": X}, data, ids, ids, n_bootstrap=0, device="cpu", dtype="float64")
+    assert relative.layers.iloc[0][["alpha_at_min", "alpha_at_max"]].tolist() == [0, 0] and not relative.notes
+    assert relative.provenance["ridge"]["alpha_grid"]["kind"].startswith("relative")
+    assert np.shape(relative.provenance["alpha_grids"]["wide"]) == (5, 9)  # every layer's grid per outer fold
+    assert relative.normalized > short.normalized

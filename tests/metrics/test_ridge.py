@@ -225,3 +225,71 @@ def test_perf_run_reports_every_tool():
     if "himalaya" in by:
         assert abs(by["himalaya"]["mean_r"] - by["neurobench"]["mean_r"]) < 1e-3
     assert "nb faster" in perf.format_table(rows)
+
+
+# ----------------------------------------------------------------------------- alpha grids
+def test_relative_grid_is_the_relative_values_times_the_mean_kernel_eigenvalue():
+    X, Y = problem(60, 150, 5, seed=12)
+    outer = kfold_splits(60, 3, seed=0)
+    res = cross_validated_encoding(X, Y, outer, dtype="float64", device="cpu")
+    for k, (tr, _te) in enumerate(outer):
+        Xc = X[tr] - X[tr].mean(0)
+        expected = np.asarray(R.DEFAULT_RELATIVE_ALPHAS) * np.trace(Xc @ Xc.T) / len(tr)
+        np.testing.assert_allclose(res.alpha_grids[k], expected, rtol=1e-10)
+        assert set(np.unique(res.alphas[k])) <= set(res.alpha_grids[k])
+    rec = res.record["alpha_grid"]
+    assert rec["kind"].startswith("relative") and rec["values"] == list(R.DEFAULT_RELATIVE_ALPHAS)
+    np.testing.assert_allclose(rec["absolute_per_fold"], res.alpha_grids)
+    # the estimator: the same grid from all rows; explicit absolute alphas are used as given
+    est = RidgeCV(cv=3, dtype="float64", device="cpu").fit(X, Y)
+    Xc = X - X.mean(0)
+    np.testing.assert_allclose(est.alphas_, np.asarray(R.DEFAULT_RELATIVE_ALPHAS) * (Xc**2).sum() / 60, rtol=1e-10)
+    assert RidgeCV(ALPHAS, cv=3, dtype="float64", device="cpu").fit(X, Y).alphas_.tolist() == ALPHAS.tolist()
+    with pytest.raises(InvalidInputError, match="not both"):
+        cross_validated_encoding(X, Y, 3, alphas=ALPHAS, relative_alphas=[1.0], device="cpu")
+
+
+@pytest.mark.parametrize("n,p", [(60, 150), (150, 25)])  # dual and primal forms
+def test_relative_grid_makes_the_fit_independent_of_feature_scale_and_copies(n, p):
+    X, Y = problem(n, p, 6, seed=13)
+    base = cross_validated_encoding(X, Y, 3, dtype="float64", device="cpu", return_predictions=True)
+    scaled = cross_validated_encoding(X * 1e3, Y, 3, dtype="float64", device="cpu", return_predictions=True)
+    doubled = cross_validated_encoding(np.hstack([X, X]), Y, 3, dtype="float64", device="cpu",
+                                       return_predictions=True)
+    for other in (scaled, doubled):
+        np.testing.assert_allclose(other.predictions, base.predictions, atol=1e-8)
+        np.testing.assert_array_equal(other.alpha_index, base.alpha_index)
+    np.testing.assert_allclose(scaled.alpha_grids, base.alpha_grids * 1e6, rtol=1e-10)
+    # an absolute grid is not: the same alphas on 1000x the features regularise a million times less
+    fixed = cross_validated_encoding(X * 1e3, Y, 3, ALPHAS, dtype="float64", device="cpu", return_predictions=True)
+    assert not np.allclose(fixed.predictions, base.predictions, atol=1e-3)
+
+
+def _check_wide_layer(p: int, t: int, seed: int, folds: int, compare_old: bool):
+    """n=300 stimuli, a ReLU layer of p units with large activations, targets at signal/noise 0.15
+    (`neurobench.perf.alphagrid`); the oracle is a numpy float64 kernel ridge with one alpha for all."""
+    from neurobench.perf.alphagrid import OLD_DEFAULT, fixed_alpha_oracle, wide_layer
+
+    X, Y = wide_layer(p, t, seed)
+    outer = kfold_splits(300, folds, seed=0)
+    ours = cross_validated_encoding(X, Y, outer, inner_cv=5, device="cpu")  # the default: relative grid
+    oracle = fixed_alpha_oracle(X, Y, outer, np.logspace(0, 14, 57))
+    at_top = (ours.alpha_index == ours.alpha_grids.shape[1] - 1).mean()  # over (target, outer fold) choices
+    assert at_top < 0.05 and ours.alpha_edges() == (0, 0)
+    assert np.median(ours.r) > oracle - 0.01
+    if compare_old:  # the old absolute default, logspace(-2, 6, 9): (nearly) every target at its top, r lost
+        old = cross_validated_encoding(X, Y, outer, OLD_DEFAULT, inner_cv=5, device="cpu")
+        assert old.alpha_edges()[1] > 0.9 * t and np.median(old.r) < np.median(ours.r) - 0.005
+
+
+def test_wide_layer_relative_grid_reaches_the_fixed_alpha_oracle():
+    """p = 100,000 float32 units, 300 stimuli, low SNR, 3 outer folds (fast version of the slow
+    test below)."""
+    _check_wide_layer(100_000, 32, seed=0, folds=3, compare_old=False)
+
+
+@pytest.mark.slow
+def test_wide_layer_relative_grid_reaches_the_fixed_alpha_oracle_200k():
+    """p = 200,000 units, 300 stimuli, 200 targets at low SNR, 5 outer folds; the old absolute grid
+    fails the same checks."""
+    _check_wide_layer(200_000, 200, seed=1, folds=5, compare_old=True)

@@ -86,3 +86,40 @@ def test_model_comparison_detects_better_model():
     assert good.difference > 0 and good.ci_low > 0 and good.p_value < 0.05
     same = compare_models(hit[0], hit[0] + 0.0, y, "pearson", n_bootstrap=50, seed=0)
     assert same.difference == 0 and same.p_value == 1.0
+
+
+def test_auto_bootstrap_is_the_corrected_two_factor_interval_with_subjects():
+    from scipy.stats import t as t_dist
+
+    from neurobench.metrics.inference import corrected_variance, dual_bootstrap
+
+    rng = np.random.default_rng(8)
+    x, y = random_condensed(rng, 2, 12), random_condensed(rng, 5, 12)
+    res = score_rdms(x, y, "pearson", n_bootstrap=200, seed=2, dtype=torch.float64)
+    assert res.bootstrap == "both-corrected" and res.interval == "subjects+stimuli (Schütt 2023 corrected)"
+    dual = dual_bootstrap(torch.tensor(x), torch.tensor(y), "pearson", 200, seed=2)
+    for j in range(2):
+        v = corrected_variance(*[np.var(p[:, j].numpy(), ddof=1) for p in (dual.both, dual.subjects, dual.stimuli)],
+                               5, 12)
+        half = t_dist.ppf(0.975, 4) * np.sqrt(v)
+        assert float(res.ci_low[j]) == pytest.approx(float(res.score[j]) - half)
+        assert float(res.ci_high[j]) == pytest.approx(float(res.score[j]) + half)
+    one = score_rdms(x, y[:1], "pearson", n_bootstrap=50, seed=2)
+    assert one.bootstrap == "stimuli" and one.interval == "stimuli"
+    assert score_rdms(x, y, "pearson", n_bootstrap=0).interval == "none"
+    with pytest.raises(Exception, match="needs >= 2 subject RDMs"):
+        score_rdms(x, y[:1], "pearson", n_bootstrap=10, bootstrap="both-corrected")
+
+
+def test_corrected_variance_is_rsatoolbox_dual_bootstrap_formula():
+    from rsatoolbox.util.inference_util import _dual_bootstrap
+
+    from neurobench.metrics.inference import corrected_variance
+
+    rng = np.random.default_rng(9)
+    for _ in range(50):  # in range, and clipped at either bound
+        v = rng.uniform(0.1, 2.0, size=3)
+        v[0] = v[1] + v[2] + rng.uniform(-1.5, 1.5)
+        s, n = int(rng.integers(2, 12)), int(rng.integers(5, 200))
+        assert corrected_variance(v[0], v[1], v[2], s, n) == pytest.approx(
+            float(_dual_bootstrap(v[:, None], n_rdm=s, n_pattern=n)[0]), rel=1e-12)

@@ -60,3 +60,14 @@ def test_evoked_list_input_matches_epochs():
     a, _ = data_rdms_over_time(epochs, dtype=torch.float64)
     b, _ = data_rdms_over_time(evokeds, dtype=torch.float64)
     torch.testing.assert_close(a, b)
+
+
+def test_peak_latency_interval_resamples_subjects_and_stimuli_by_default():
+    subjects = [simulate(s)[0] for s in range(3)]
+    _, features = simulate(0)
+    data, times = data_rdms_over_time(subjects, dtype=torch.float64)
+    model = upper_triangle(compute_rdms(features[None], "correlation", dtype=torch.float64))
+    both = time_resolved_rsa(model, data, times, "spearman", n_bootstrap=100, seed=0)
+    subj = time_resolved_rsa(model, data, times, "spearman", n_bootstrap=100, seed=0, bootstrap="subjects")
+    assert both.bootstrap == "both" and subj.bootstrap == "subjects"
+    assert both.peak_ci_high[0] - both.peak_ci_low[0] >= subj.peak_ci_high[0] - subj.peak_ci_low[0]
