@@ -78,7 +78,7 @@ class RSABenchmark(Benchmark):
         names = list(activations)
         data, note = self.data_rdms(device)
         model = torch.stack([
-            upper_triangle(compute_rdms(torch.as_tensor(activations[n]), self.rdm_method, device=device,
+            upper_triangle(compute_rdms(torch.as_tensor(np.asarray(activations[n])), self.rdm_method, device=device,
                                         dtype=torch.float64))
             for n in names
         ])

@@ -22,13 +22,19 @@ import logging
 import re
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from ..data.stimuli import StimulusSet
-from ..errors import ExtractionError, InvalidInputError, MemoryBudgetError, StimulusError
+from ..errors import (
+    ExtractionError,
+    InvalidInputError,
+    LayerNotReachedError,
+    MemoryBudgetError,
+    StimulusError,
+)
 from ..progress import progress_bar
-from .adapter import Adapter, activation_budget
+from .adapter import Adapter
+from .extract import to_host
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +154,14 @@ class TextAdapter(Adapter):
         return new_ids, new_keep
 
     # extraction -----------------------------------------------------------------------------
-    def _extract(self, stimuli, layers, batch_size, device):
+    def _extract_into(self, stimuli, layers, batch_size, device, sinks, memory_budget=None, workers=0):
+        if self.readout is not None and self.readout.needs_fit:
+            raise InvalidInputError(f"{self.identifier}: a PCA read-out is for image models; pool or project "
+                                    "language-model layers (--readout project=N)")
         tokens = self.tokenize(stimuli)
         pad = getattr(self.tokenizer, "pad_token_id", None)
         pad = 0 if pad is None else int(pad)
         self._device_module().to(device).eval()
-        out: dict[str, np.ndarray] = {}
-        budget = activation_budget()
         with progress_bar(len(stimuli), f"{self.display_name}: activations") as bar:
             for start in range(0, len(tokens), batch_size):
                 chunk = tokens[start:start + batch_size]
@@ -169,27 +176,23 @@ class TextAdapter(Adapter):
                 try:
                     with torch.inference_mode():
                         hidden = self._hidden(input_ids.to(device), attention.to(device), layers)
-                        pooled = {name: self._pool(h, pool.to(device)) for name, h in hidden.items()}
+                        missing = [name for name in layers if name not in hidden]
+                        if missing:
+                            raise LayerNotReachedError(f"{self.identifier}: layer(s) {missing} produced no hidden "
+                                                       "states in the forward pass")
+                        pooled = {name: self._pool(hidden[name], pool.to(device)) for name in layers}
                         if self.readout is not None:
                             pooled = {name: self.readout(name, x) for name, x in pooled.items()}
-                except (StimulusError, MemoryBudgetError):
+                except (StimulusError, MemoryBudgetError, ExtractionError):
                     raise
                 except Exception as exc:
                     raise ExtractionError(f"the model raised during activation extraction: "
                                           f"{type(exc).__name__}: {exc}") from exc
-                for name in layers:
-                    rows = pooled[name].float().cpu().numpy()
-                    if name not in out:
-                        out[name] = np.empty((len(tokens), rows.shape[1]), dtype=np.float32)
-                        if sum(a.nbytes for a in out.values()) > budget:
-                            raise MemoryBudgetError(
-                                f"activations of {len(tokens)} texts exceed the budget of {budget / 1e9:.2f} GB; "
-                                "read fewer layers, project them (with_readout(project=k)) or raise "
-                                "NEUROBENCH_ACTIVATION_BUDGET_GB"
-                            )
-                    out[name][start:start + len(chunk)] = rows
+                wrong = {name: int(x.shape[0]) for name, x in pooled.items() if x.shape[0] != len(chunk)}
+                if wrong:
+                    raise ExtractionError(f"the batch held {len(chunk)} texts but layer(s) returned {wrong} rows")
+                sinks.append(to_host(pooled))
                 bar.advance(len(chunk))
-        return out
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if h.dim() != 3:

@@ -12,6 +12,7 @@ import neurobench as nb
 from neurobench.adapters import brainscore as bsb
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import LayerError, MemoryBudgetError, NeurobenchError, NoSheetPositionsError
+from neurobench.models.layerfile import LayerArray
 from neurobench.models.positions import ShuffledPositions, with_positions
 from neurobench.models.preprocess import ImagePreprocess
 from neurobench.models.readout import Readout, sparse_projection
@@ -76,14 +77,25 @@ def test_cache_shared_by_benchmarks_with_the_same_stimuli(fresh_home, monkeypatc
     np.testing.assert_array_equal(first["0"], second["0"])
 
 
-def test_memory_budget_stops_early(monkeypatch):
+def test_activations_over_the_in_memory_limit_stream_to_disk(monkeypatch, fresh_home):
     monkeypatch.setenv("NEUROBENCH_ACTIVATION_BUDGET_GB", "0.00001")  # 10 kB
+    lazy = tiny_adapter().activations(images(40), layers=["0"], batch_size=4, cache=False)
+    assert isinstance(lazy["0"], LayerArray) and lazy["0"].shape == (40, 12 * 16 * 16)
+    monkeypatch.delenv("NEUROBENCH_ACTIVATION_BUDGET_GB")
+    np.testing.assert_array_equal(np.asarray(lazy["0"]), tiny_adapter().activations(
+        images(40), layers=["0"], batch_size=4, cache=False)["0"])
+    path = lazy["0"].path
+    lazy["0"].close()  # a temporary extraction is deleted once released
+    assert not path.exists()
+
+
+def test_memory_budget_too_small_for_one_stimulus_stops_after_it():
     calls = []
     a = tiny_adapter()
     a.module[0].register_forward_hook(lambda *args: calls.append(1))
-    with pytest.raises(MemoryBudgetError, match="pool them"):
-        a.activations(images(40), layers=["0"], batch_size=4, cache=False)
-    assert len(calls) == 1  # stopped after the first batch, not at the end
+    with pytest.raises(MemoryBudgetError, match="--readout pool=mean"):
+        a.activations(images(40), layers=["0"], batch_size=4, cache=False, memory_budget=1000)
+    assert len(calls) == 1  # measured on the first stimulus, not run to the end
 
 
 def test_batched_extraction_equals_one_batch():
