@@ -245,7 +245,7 @@ def cmd_score(args) -> int:
                      batch_size=args.batch_size, seed=args.seed, option_text=_option_text(args),
                      memory_budget=_parse_bytes(args.memory_budget) if args.memory_budget else None,
                      store=args.store or True, cache=not args.no_cache, positions=args.positions,
-                     on_result=on_result, on_failure=on_failure)
+                     readout=args.readout, precision=args.precision, on_result=on_result, on_failure=on_failure)
     for skip in run.skipped:
         if skip.cause != "data":
             err.print(escape(f"skipped {skip.benchmark}: {skip.reason}"))
@@ -350,6 +350,26 @@ def _topo_lesions(args, adapter, layers: list[str]) -> list[dict]:
     return rows
 
 
+def cmd_cache(args) -> int:
+    from .memory import format_size
+    from .models.cache import ActivationCache, cache_max
+
+    cache = ActivationCache()
+    if args.action == "ls":
+        entries = cache.entries(args.model)
+        cap = cache_max()
+        total = sum(e.nbytes for e in entries)
+        if entries:
+            out.print(_table([e.row() for e in entries], title=f"activation cache ({cache.root})"))
+        out.print(escape(f"{len(entries)} entries, {format_size(total)}"
+                         + (f" (of {format_size(cache.total_bytes())} in the cache)" if args.model else "")
+                         + f"; cap {format_size(cap) if cap else 'none'} (NEUROBENCH_CACHE_MAX)"))
+        return 0
+    n, freed = cache.clear(args.model)
+    out.print(escape(f"deleted {n} entries ({format_size(freed)})" + (f" of {args.model}" if args.model else "")))
+    return 0
+
+
 def cmd_perf(args) -> int:
     try:
         module = importlib.import_module(f"neurobench.perf.{args.suite}")
@@ -379,7 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--positions", choices=["model", "shuffled"], default="model",
                    help="'shuffled': the shuffled-positions control for topo.* benchmarks")
     s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
-    s.add_argument("--memory-budget", help="memory for ridge target chunks, e.g. 4GB (default: from free RAM/GPU memory)")
+    s.add_argument("--memory-budget", help="memory each score may use beyond the process's fixed overhead, e.g. 4GB: "
+                                            "extraction batches, activations held in memory (larger ones are read "
+                                            "from disk), ridge target chunks (default: from free RAM/GPU memory)")
+    s.add_argument("--readout", metavar="SPEC",
+                   help="reduce every layer while extracting: pool=mean | pool=K (K x K grid) | project=N (sparse "
+                        "random projection) | pca=N[,fit=first:M|label:COL=VAL] (incremental PCA), combined with "
+                        "commas (pool=2,project=4096); part of the cache key and of the stored configuration")
+    s.add_argument("--precision", choices=["float32", "float16", "bfloat16"], default=None,
+                   help="forward-pass precision; float16/bfloat16 autocast is for GPUs (default float32)")
     s.add_argument("-o", "--option", action="append", type=_option_pair, metavar="NAME=VALUE",
                    help="set a declared option of the selected benchmarks (repeatable); one a benchmark does not "
                         "take is an error (`neurobench list benchmarks --options ID` lists them)")
@@ -422,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lesion-category", default="face", help="category whose most selective patch is silenced")
     s.add_argument("--lesion-random", type=int, default=20, help="random equal-size silencing controls")
     s.set_defaults(func=cmd_topo)
+
+    s = sub.add_parser("cache", help="list or clear the activation cache ($NEUROBENCH_HOME/activations)")
+    s.add_argument("action", choices=["ls", "clear"])
+    s.add_argument("--model", help="only this model's entries")
+    s.set_defaults(func=cmd_cache)
 
     perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")
     psub = perf.add_subparsers(dest="suite", required=True)

@@ -41,8 +41,13 @@ def format_size(nbytes: int | float) -> str:
 
 
 def format_size_up(nbytes: int) -> str:
-    """A size in MB rounded *up*, so a budget given as the printed figure is at least `nbytes`."""
-    return f"{math.ceil(nbytes / 1e6)}MB"
+    """A size rounded *up* (kB, MB, or GB to the MB), so a budget given as the printed figure, e.g.
+    `--memory-budget 2.146GB`, is at least `nbytes`."""
+    if nbytes < 10**6:
+        return f"{math.ceil(nbytes / 1e3)}kB"
+    if nbytes < 10**9:
+        return f"{math.ceil(nbytes / 1e6)}MB"
+    return f"{math.ceil(nbytes / 1e6) / 1e3:.3f}GB"
 
 
 def rss_bytes() -> int:

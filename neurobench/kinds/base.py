@@ -13,6 +13,7 @@ import platform
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,10 @@ import torch
 from ..data.files import availability, recorded_digest, select_files
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
+from ..errors import CacheCorruptError
 from ..models.adapter import Adapter
+from ..models.cache import ActivationCache
+from ..models.layerfile import LayerArray
 from ..options import configure, declared_options, documented_options, option_values
 from ..result import ScoreResult, Scores
 from ..version import __version__
@@ -133,15 +137,35 @@ class Benchmark:
         batch_size: int = 32,
         device: str | torch.device = "auto",
         seed: int = 0,
-        cache: bool = True,
+        cache: bool | ActivationCache = True,
         memory_budget: int | None = None,
     ) -> ScoreResult:
-        """Extract the adapter's activations for this benchmark's stimuli and score them."""
+        """Extract the adapter's activations for this benchmark's stimuli and score them.
+
+        `memory_budget` (bytes) bounds the whole score: the extraction (smaller batches), which
+        activations are held in memory (larger ones are read lazily from disk) and the kind's
+        working memory. A corrupt activation-cache entry found while scoring is reported,
+        deleted and recomputed once.
+        """
         dev = resolve_device(device)
         start = time.perf_counter()
         stimuli = self.stimuli()
-        acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache)
-        scores = self.score_activations(acts, seed=seed, device=dev, memory_budget=memory_budget)
+        for attempt in range(2):
+            acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache,
+                                       memory_budget=memory_budget)
+            try:
+                scores = self.score_activations(acts, seed=seed, device=dev, memory_budget=memory_budget)
+                break
+            except CacheCorruptError as exc:
+                if attempt or not cache:
+                    raise
+                (cache if isinstance(cache, ActivationCache) else ActivationCache()).discard(
+                    Path(exc.path), f"failed its checksum while scoring ({exc.why})")
+            finally:
+                for values in acts.values():
+                    if isinstance(values, LayerArray):
+                        values.close()
+        readout = getattr(adapter, "readout", None)
         return ScoreResult.from_scores(scores, model=adapter.identifier, weights_id=adapter.weights_id,
                                        trained=adapter.trained, benchmark=self.identifier, provenance={
             "neurobench_version": __version__,
@@ -151,6 +175,9 @@ class Benchmark:
             "data_hashes": self.data_hashes(),
             "stimulus_set_hash": stimuli.content_hash(),
             "preprocess": adapter.extraction_id,
+            "readout": readout.to_record() if readout is not None else {"spec": "none"},
+            "precision": getattr(adapter, "precision", "float32"),
+            "memory_budget": memory_budget,
             "seed": seed,
             "device": str(dev),
             "duration_s": round(time.perf_counter() - start, 3),
