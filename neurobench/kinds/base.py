@@ -159,8 +159,12 @@ class Benchmark:
             except CacheCorruptError as exc:
                 if attempt or not cache:
                     raise
-                (cache if isinstance(cache, ActivationCache) else ActivationCache()).discard(
-                    Path(exc.path), f"failed its checksum while scoring ({exc.why})")
+                store = cache if isinstance(cache, ActivationCache) else ActivationCache()
+                store.discard(Path(exc.path), f"failed its checksum while scoring ({exc.why})")
+                for values in acts.values():  # any other corrupt entry goes too, before the rerun
+                    if isinstance(values, LayerArray) and values.path.exists() and not values.verify():
+                        values.close()
+                        store.discard(values.path, "failed its checksum")
             finally:
                 for values in acts.values():
                     if isinstance(values, LayerArray):

@@ -384,14 +384,14 @@ def batch_size_for(budget: int | None, per_image: int, requested: int, fixed: in
 
 def fit_pca(module: torch.nn.Module, modules: dict[str, torch.nn.Module], stimuli, readout, make_batch,
             device: torch.device, common: dict, name: str) -> dict:
-    """One streaming pass over the read-out's fitting set: incremental PCA per layer, fitted on the
-    pooled / projected outputs (float64 on CPU, float32 on a GPU)."""
+    """One streaming pass over the read-out's fitting set: a PCA per layer (`StreamingPCA`: exact
+    up to 8,192 units, incremental beyond), fitted on the pooled / projected outputs."""
     from ..progress import progress_bar
-    from .readout import IncrementalPCA
+    from .readout import StreamingPCA
 
     rows = readout.fit_rows(len(stimuli), stimuli.labels)
     dtype = torch.float64 if device.type == "cpu" else torch.float32
-    pcas = {layer: IncrementalPCA(readout.pca, dtype) for layer in modules}
+    pcas = {layer: StreamingPCA(readout.pca, dtype) for layer in modules}
 
     def deliver(batch):
         for layer, x in batch.items():

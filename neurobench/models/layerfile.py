@@ -320,6 +320,18 @@ class LayerArray:
             picked = data[sorted_rows[group] - lo]
             out[order[group]] = picked if col_idx is None else picked[:, col_idx]
 
+    def verify(self) -> bool:
+        """Read every chunk of the file (a row of chunks at a time) against its checksum."""
+        try:
+            with self._lock, h5py.File(self.path, "r") as fh:
+                ds = fh[DATASET]
+                step = ds.chunks[0] if ds.chunks else max(1, ds.shape[0])
+                for s0 in range(0, ds.shape[0], step):
+                    ds[s0:s0 + step]
+        except (OSError, KeyError, ValueError):
+            return False
+        return True
+
     def column_blocks(self, width: int, rows: np.ndarray | None = None) -> Iterator[tuple[slice, np.ndarray]]:
         """(column slice, rows x block) for consecutive blocks of `width` columns."""
         for start in range(0, self._n_cols, max(1, int(width))):

@@ -1,6 +1,6 @@
 """Read-outs applied to a layer's output at extraction time, before it leaves the device.
 
-Spatial pooling, sparse random projection and incremental PCA shrink big layers (a ResNet's first
+Spatial pooling, sparse random projection and PCA shrink big layers (a ResNet's first
 stage has ~800k units per image at 224 px) so that thousands of stimuli fit in memory and on disk.
 Pooling and projection run inside the forward hook, batch by batch; PCA is fitted in one
 streaming pass over a declared fitting set before the pass that projects every stimulus, so the
@@ -14,7 +14,7 @@ A read-out is written as a spec string (the command line's `--readout`, and a sw
     pool=2                         adaptive average pool to a 2 x 2 grid per channel
     project=4096                   very sparse random projection to 4,096 dims (seed=0)
     pool=2,project=4096,seed=1     both, with another projection seed
-    pca=256,fit=first:1000         incremental PCA to 256 components fitted on the first 1,000 stimuli
+    pca=256,fit=first:1000         PCA to 256 components fitted on the first 1,000 stimuli
     pca=256,fit=label:split=train  ... fitted on the stimuli whose `split` label is `train`
     none                           keep every unit
 
@@ -50,8 +50,10 @@ class Readout:
         Church 2006: entries +-sqrt(s/k) with probability 1/(2s) each, s = sqrt(input dim)),
         applied after pooling when the pooled layer has more units than `project`
         (Johnson-Lindenstrauss: distances kept within 1 +- eps for k >= 4 ln n / (eps^2/2 - eps^3/3)).
-    pca: None, or the number of principal components kept by incremental PCA (Ross et al. 2008,
-        as scikit-learn's IncrementalPCA), fitted on `fit` after pooling and projection.
+    pca: None, or the number of principal components kept, fitted in one streaming pass over
+        `fit` after pooling and projection: exact PCA (the accumulated covariance) for layers of
+        up to 8,192 units, incremental PCA (Ross et al. 2008, as scikit-learn's
+        IncrementalPCA) for wider ones.
     fit: the PCA fitting set: "all", "first:N" (the first N stimuli of the set) or
         "label:COLUMN=VALUE" (stimuli whose label COLUMN equals VALUE).
     seed: seeds the projection; each layer gets its own matrix derived from (seed, layer, dim).
@@ -244,6 +246,66 @@ def sparse_projection(dim: int, k: int, seed: int) -> torch.Tensor:
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops we use are stable
         warnings.simplefilter("ignore", UserWarning)
         return coo.coalesce().to_sparse_csr()
+
+
+EXACT_PCA_MAX_UNITS = 8192  # up to here the fitting pass accumulates the covariance (exact PCA)
+
+
+class StreamingPCA:
+    """PCA fitted in one streaming pass: exact for layers of up to `EXACT_PCA_MAX_UNITS` units
+    (the covariance is accumulated in float64 around the first batch's mean, then
+    eigendecomposed), incremental PCA (`IncrementalPCA`, an approximation) for wider ones.
+    Components are signed as scikit-learn's `svd_flip` signs them."""
+
+    def __init__(self, n_components: int, dtype: torch.dtype = torch.float64):
+        self.k, self.dtype = int(n_components), dtype
+        self.method: str | None = None
+        self._ipca: IncrementalPCA | None = None
+        self._shift = self._sum = self._cov = None
+        self.n_seen = 0
+
+    def partial_fit(self, X: torch.Tensor) -> StreamingPCA:
+        if self.method is None:
+            self.method = "covariance" if X.shape[1] <= EXACT_PCA_MAX_UNITS else "incremental"
+            if self.method == "incremental":
+                self._ipca = IncrementalPCA(self.k, self.dtype)
+        if self._ipca is not None:
+            self._ipca.partial_fit(X)
+            return self
+        X = X.to(torch.float64)
+        if self._shift is None:
+            self._shift = X.mean(0)
+            self._sum = torch.zeros_like(self._shift)
+            self._cov = torch.zeros(X.shape[1], X.shape[1], dtype=torch.float64, device=X.device)
+        Xs = X - self._shift
+        self._sum += Xs.sum(0)
+        self._cov += Xs.T @ Xs
+        self.n_seen += X.shape[0]
+        return self
+
+    def finish(self) -> StreamingPCA:
+        if self._ipca is not None:
+            self._ipca.finish()
+            self.components_, self.singular_values_ = self._ipca.components_, self._ipca.singular_values_
+            self.mean_, self.n_seen = self._ipca.mean_, self._ipca.n_seen
+            return self
+        if self._cov is None or self.n_seen < 2:
+            raise InvalidInputError(f"PCA with {self.k} components saw {self.n_seen} fitting stimuli")
+        if self._cov.shape[0] < self.k:
+            raise InvalidInputError(f"the layer has {self._cov.shape[0]} units, fewer than pca={self.k}")
+        m = self._sum / self.n_seen
+        lam, V = torch.linalg.eigh(self._cov - self.n_seen * torch.outer(m, m))
+        lam, V = lam.flip(0)[: self.k].clamp_min(0), V.flip(1)[:, : self.k].T
+        idx = torch.argmax(V.abs(), dim=1)
+        V = V * torch.sign(V[torch.arange(V.shape[0], device=V.device), idx])[:, None]
+        self.components_, self.singular_values_ = V.to(self.dtype), lam.sqrt().to(self.dtype)
+        self.mean_ = (self._shift + m).to(self.dtype)
+        self._cov = None
+        return self
+
+    def transform(self, X: torch.Tensor) -> torch.Tensor:
+        comps = self.components_.to(device=X.device, dtype=X.dtype)
+        return (X - self.mean_.to(device=X.device, dtype=X.dtype)) @ comps.T
 
 
 class IncrementalPCA:
