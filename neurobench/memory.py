@@ -43,7 +43,7 @@ def format_size(nbytes: int | float) -> str:
 def format_size_up(nbytes: int) -> str:
     """A size rounded *up* (kB, MB, or GB to the MB), so a budget given as the printed figure, e.g.
     `--memory-budget 2.146GB`, is at least `nbytes`."""
-    if nbytes < 10**6:
+    if nbytes < 10**8:
         return f"{math.ceil(nbytes / 1e3)}kB"
     if nbytes < 10**9:
         return f"{math.ceil(nbytes / 1e6)}MB"
@@ -63,3 +63,46 @@ def rss_bytes() -> int:
 def peak_rss_bytes() -> int:
     """This process's peak resident memory so far (ru_maxrss: KiB on Linux)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+_M_MMAP_THRESHOLD = -3
+_heap_bounded = False
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None or "musl" in name:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def bound_heap(threshold: int = 2**20) -> bool:
+    """Make freed memory go back to the system (glibc; a no-op elsewhere). Returns whether it did.
+
+    glibc serves allocations below a threshold that rises up to 32 MB from a heap it rarely
+    returns to the system, so a long computation's resident memory creeps above what it holds.
+    With a fixed threshold of 1 MiB every large buffer is mapped on its own and unmapped when
+    freed. Called once per process when a memory budget is given.
+    """
+    global _heap_bounded
+    if _heap_bounded:
+        return True
+    libc = _libc()
+    if libc is None:
+        return False
+    _heap_bounded = bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    return _heap_bounded
+
+
+def trim_heap() -> None:
+    """Return the heap's free memory to the system now (glibc's malloc_trim; a no-op elsewhere)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -22,6 +22,7 @@ from ..data.files import availability, recorded_digest, select_files
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..errors import CacheCorruptError
+from ..memory import bound_heap
 from ..models.adapter import Adapter
 from ..models.cache import ActivationCache
 from ..models.layerfile import LayerArray
@@ -149,6 +150,8 @@ class Benchmark:
         """
         dev = resolve_device(device)
         start = time.perf_counter()
+        if memory_budget is not None:
+            bound_heap()  # freed buffers go back to the system: the budget bounds resident memory
         stimuli = self.stimuli()
         for attempt in range(2):
             acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache,

@@ -15,6 +15,7 @@ together, so they cover the uncertainty of generalising to new stimuli.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..data.stimuli import StimulusSet
 from ..devices import available_memory_bytes, resolve_device
 from ..errors import InvalidInputError
 from ..ids import check_same_ids
+from ..memory import bound_heap, trim_heap
 from ..metrics.ceiling import Ceiling, normalize_scores
 from ..metrics.correlation import weighted_pearson_columns
 from ..metrics.inference import bootstrap_counts
@@ -97,7 +99,7 @@ class _Responses:
 
     `responses`: (presentations x repetitions x targets), NaN for a repetition a presentation
     lacks, as an ndarray, an xarray DataArray, or any array-like sliced as `a[:, :, a:b]` (a
-    memory map, an HDF5 dataset) that is never read whole; (presentations x targets) when one
+    memory map, an HDF5 dataset) that is never read whole; or (presentations x targets) when one
     response per presentation is enough (a given ceiling, or `test_repetitions`). Each block is
     checked as `metrics.ceiling.as_repeated_array` checks a whole array.
     """
@@ -113,7 +115,7 @@ class _Responses:
         shape = tuple(responses.shape) if hasattr(responses, "shape") else np.shape(responses)
         if not hasattr(responses, "shape"):
             responses = np.asarray(responses)
-        if test_repetitions is not None and len(shape) == 2:
+        if single and len(shape) == 2:  # one response per presentation is enough
             self.two_d = True
         elif len(shape) != 3:
             raise InvalidInputError(f"repeated data must be (presentations x repetitions x targets), got shape {shape}")
@@ -167,8 +169,12 @@ class _Plan:
     then gets the rest (`ridge_budget`). The responses' means and each fold's held-out
     predictions are held in memory when they fit beside that, else spilled to files read a block
     at a time. A budget below `minimum` (everything spilled, one target at a time) is refused with
-    MemoryBudgetError naming it (rounded up: that figure then works).
+    MemoryBudgetError naming it (rounded up: that figure then works). The plan spends
+    `PLANNED_FRACTION` of the budget; the rest is headroom for what it does not count (Python
+    objects, result tables, allocator slack).
     """
+
+    PLANNED_FRACTION = 0.8
 
     def __init__(self, budget: int, n: int, t: int, n_test: int, reps: int, widths: dict[str, int], outer, inner,
                  n_alphas: int, n_boot: int, split_half: bool, dtype: str, reduction: str | None, itemsize: int):
@@ -184,12 +190,14 @@ class _Plan:
             8 * (6 * (n_boot + 1) + 6 * n_test) + 4 * (n + n_test),  # held-out r under every resample
             n_test * reps * (itemsize + 8 + 2) + 8 * 8 * (n_boot + 1),  # a block of the ceiling
             n * reps * (itemsize + 8 + 2) + 12 * n)  # a block of the responses' means
-        self.minimum = self.fixed + max(ridge_need + x_extra, self.per_target + 8 * n * p)
+        need = self.fixed + max(ridge_need + x_extra, self.per_target + 8 * n * p)  # all spilled, one target
+        self.minimum = math.ceil(need / self.PLANNED_FRACTION)
         check_budget(self.minimum, budget, f"this score ({n} stimuli, {t} targets, widest layer {p} units, "
                                            f"{n_boot} bootstrap resamples)")
+        budget = math.floor(budget * self.PLANNED_FRACTION)  # >= need
         y_bytes, pred_bytes = isz * n * t, isz * n_test * t
-        self.spill_y = self.minimum + y_bytes > budget
-        self.spill_preds = self.minimum + (0 if self.spill_y else y_bytes) + pred_bytes > budget
+        self.spill_y = need + y_bytes > budget
+        self.spill_preds = need + (0 if self.spill_y else y_bytes) + pred_bytes > budget
         held = (0 if self.spill_y else y_bytes) + (0 if self.spill_preds else pred_bytes)
         self.ridge_budget = budget - self.fixed - held
         self.width = max(1, min(t, 4096, (self.ridge_budget - 8 * n * p) // self.per_target))
@@ -246,6 +254,8 @@ def score_encoding(
     check_same_ids(activation_ids, response_ids, "activations", "responses",
                    hint="extract activations for the benchmark's own stimulus set")
     dev = resolve_device(device)  # once: the ridge and the bootstrap both run on it
+    if memory_budget is not None:
+        bound_heap()  # freed buffers go back to the system, so the budget bounds resident memory
     single = ceiling is not None or test_repetitions is not None
     src = _Responses(responses, test_repetitions, single, len(response_ids))
     groups = np.asarray([str(i) for i in response_ids])
@@ -333,6 +343,7 @@ def score_encoding(
                 lo, hi = np.nanpercentile(braw, [2.5, 97.5])
                 nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
             del r_boot
+            trim_heap()
             rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
                          "ceiling": ceiling_median, "normalized": ns.score,
                          "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),

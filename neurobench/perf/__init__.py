@@ -79,6 +79,25 @@ def _nsdload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated session file")
 
 
+def _scale(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--problem", nargs="+", choices=["nsd", "things-meg"], default=["nsd"],
+                        help="dataset shapes: nsd (9,000 + 1,000 stimuli, 40,000 voxels) and/or things-meg "
+                             "(21,800 + 200 x 12, 27,000 targets)")
+    parser.add_argument("--budgets", default="2GB,4GB,8GB",
+                        help="neurobench memory budgets, one fresh run each (comma-separated; 'none' for none)")
+    parser.add_argument("--tools", default="neurobench,himalaya", help="comma-separated: neurobench, himalaya")
+    parser.add_argument("--alphas", default="9", help="a count (logspace(-2, 6, count)) or a comma-separated list")
+    parser.add_argument("--folds", type=int, default=5, help="inner cross-validation folds")
+    parser.add_argument("--n-bootstrap", type=int, default=1000, help="neurobench's stimulus bootstrap resamples")
+    parser.add_argument("--himalaya-targets-batch", type=int, default=10000,
+                        help="himalaya's n_targets_batch (targets solved at once)")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink every size by this factor (quick checks)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the generated data under NEUROBENCH_HOME/perf")
+
+
 # suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
 SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "ridge": ("time cross-validated ridge against himalaya and scikit-learn", _ridge),
@@ -86,6 +105,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "extract": ("activation extraction against a bare torch forward pass", _extract),
     "pls": ("time Brain-Score's PLS mapping against scikit-learn on the same data", _pls),
     "nsdload": ("read one ROI's betas from a full-size NSD session file", _nsdload),
+    "scale": ("dataset-size encoding (NSD / THINGS-MEG shapes) end to end under memory budgets, beside himalaya",
+              _scale),
 }
 
 
