@@ -39,6 +39,15 @@ MAX_CHUNK_COLS = 65536
 DATASET = "activations"
 
 
+def cache_compression() -> tuple[str | None, int | None]:
+    """The compressor for new files: NEUROBENCH_CACHE_COMPRESSION = lzf (default), gzip (level 1)
+    or none."""
+    name = os.environ.get("NEUROBENCH_CACHE_COMPRESSION", COMPRESSION).strip().lower()
+    if name not in ("lzf", "gzip", "none"):
+        raise InvalidInputError(f"NEUROBENCH_CACHE_COMPRESSION must be lzf, gzip or none, got {name!r}")
+    return {"lzf": ("lzf", None), "gzip": ("gzip", 1), "none": (None, None)}[name]
+
+
 def chunk_shape(n_rows: int, n_cols: int) -> tuple[int, int]:
     """(rows, cols) of one ~1 MiB float32 chunk: whole rows up to 65,536 units, then tiles."""
     cols = max(1, min(n_cols, MAX_CHUNK_COLS))
@@ -58,11 +67,11 @@ class LayerWriter:
     """
 
     def __init__(self, path: str | Path, layer: str, ids: Sequence[str], meta: dict | None = None,
-                 compression: str | None = COMPRESSION):
+                 compression: str | None = "env"):
         self.path = Path(path)
         self.part = self.path.with_name(self.path.name + ".part")
         self.layer, self.ids, self.meta = layer, list(ids), dict(meta or {})
-        self.compression = compression
+        self.compression, self.level = cache_compression() if compression == "env" else (compression, None)
         self.n_total = len(self.ids)
         self.rows = 0
         self._fh: h5py.File | None = None
@@ -76,7 +85,8 @@ class LayerWriter:
         self._fh = h5py.File(self.part, "w")
         chunks = chunk_shape(self.n_total, n_cols)
         self._ds = self._fh.create_dataset(DATASET, shape=(self.n_total, n_cols), dtype=np.float32,
-                                           chunks=chunks, compression=self.compression, fletcher32=True)
+                                           chunks=chunks, compression=self.compression,
+                                           compression_opts=self.level, fletcher32=True)
         self._buf = np.empty((chunks[0], n_cols), dtype=np.float32)
         self.n_cols = int(n_cols)
 

@@ -34,7 +34,11 @@ def _ridge(parser: argparse.ArgumentParser) -> None:
 
 def _rsa(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-models", type=int, default=2000, help="random model RDMs (default 2000)")
-    parser.add_argument("--n-stimuli", type=int, default=92, help="stimuli per RDM (default 92)")
+    parser.add_argument("--n-stimuli", type=int, nargs="+", default=[92, 200, 1000],
+                        help="stimuli per RDM, one block of rows each (default 92 200 1000: the 92 objects, "
+                             "THINGS-MEG's test set, a 1,000-image set)")
+    parser.add_argument("--max-gb", type=float, default=1.0,
+                        help="fewer model RDMs where n-models x dissimilarities x 8 bytes would exceed this")
     parser.add_argument("--n-subjects", type=int, default=4, help="subject RDMs (default 4)")
     parser.add_argument("--comparators", nargs="+", default=["tau_a", "spearman", "pearson"],
                         help="comparators to time (default: tau_a spearman pearson)")
@@ -47,16 +51,21 @@ def _rsa(parser: argparse.ArgumentParser) -> None:
 
 def _extract(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="toporesnet18", help="model id (default toporesnet18)")
-    parser.add_argument("--n", type=int, default=64, help="number of synthetic images (default 64)")
-    parser.add_argument("--image-size", type=int, default=224, help="side of the synthetic images (default 224)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--n", type=int, default=10_000, help="number of synthetic JPEG images (default 10,000)")
+    parser.add_argument("--image-size", type=int, default=256, help="side of the synthetic images (default 256)")
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--weights", default="random", help="'random' (default) or as for `score`")
     parser.add_argument("--layers", nargs="+", default=None, help="layers to read (default: the model's default)")
-    parser.add_argument("--pool", default=None, help="read-out pooling: 'mean' or an int k")
+    parser.add_argument("--readout", default=None, help="read-out spec, e.g. project=4096 or pool=mean")
+    parser.add_argument("--pool", default=None, help="read-out pooling: 'mean' or an int k (or use --readout)")
     parser.add_argument("--project", type=int, default=None, help="sparse random projection dimension")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median; >= 3)")
+    parser.add_argument("--workers", default="2", help="loader threads, comma-separated to compare (e.g. 0,1,2)")
+    parser.add_argument("--compression", default="lzf",
+                        help="cache compression, comma-separated to compare: lzf, gzip (level 1), none")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the variants in this process (quick checks; peak memory is then shared)")
 
 
 def _pls(parser: argparse.ArgumentParser) -> None:

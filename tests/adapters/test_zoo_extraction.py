@@ -181,21 +181,27 @@ def test_brain_model_as_neurobench_adapter(tmp_path):
         wrapped.activations(s, layers=["MT"], cache=False)
 
 
-def test_perf_extract_rows(monkeypatch):
+def test_perf_extract_rows(fresh_home):
     from neurobench.perf import add_arguments, extract
 
     nb.registry.models.add("perf-tiny", lambda weights=None, seed=0: tiny_adapter(seed), replace=True)
     try:
         parser = argparse.ArgumentParser()
         add_arguments("extract", parser)
-        args = parser.parse_args(["--model", "perf-tiny", "--n", "6", "--batch-size", "3", "--image-size", "20"])
+        args = parser.parse_args(["--model", "perf-tiny", "--n", "6", "--batch-size", "3", "--image-size", "20",
+                                  "--workers", "0,2", "--compression", "lzf,none", "--readout", "project=8",
+                                  "--in-process"])
         rows = extract.run(args)
     finally:
         nb.registry.models.remove("perf-tiny")
     by = {r["variant"]: r for r in rows}
-    assert set(by) == {"bare-forward", "bare-preprocess+forward", "neurobench-extract", "cache-read"}
-    assert by["cache-read"]["MB_per_s"] > 0 and by["neurobench-extract"]["repeats"] == 3
-    assert "overhead_vs_forward" in by["neurobench-extract"]
+    assert set(by) == {"bare", "bare+loader (workers=2)", "neurobench (workers=0, lzf)", "neurobench (workers=0, none)",
+                       "neurobench (workers=2, lzf)", "neurobench (workers=2, none)"}
+    assert all("error" not in r for r in rows), rows
+    ours = by["neurobench (workers=2, lzf)"]
+    assert ours["read_MB_s"] > 0 and ours["disk_MB"] > 0 and "vs_bare" in ours
+    assert ours["MB"] == pytest.approx(6 * (8 + 8 + 6) * 4 / 1e6)  # project=8 on the wide layers
+    assert not list((fresh_home / "perf").rglob("*.h5"))  # the cache it filled is gone
 
 
 @pytest.mark.skipif(not bsb.HAVE_BRAINSCORE, reason="brainscore-vision is not importable")
