@@ -376,8 +376,13 @@ def cmd_perf(args) -> int:
     except ModuleNotFoundError as exc:
         raise NeurobenchError(f"neurobench perf {args.suite} needs {exc.name}, which is not installed") from exc
     rows = module.run(args)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, default=str)
     out.print(_table(rows, title=f"neurobench perf {args.suite}"))
-    return 0
+    return 0 if args.suite != "gpu" or all(r.get("status", "ok").startswith(("ok", "skipped")) for r in rows) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     for suite, (text, declare) in SUITES.items():  # declared without importing the harnesses
         sp = psub.add_parser(suite, help=text, description=text)
         declare(sp)
+        sp.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
         sp.set_defaults(func=cmd_perf)
     return p
 

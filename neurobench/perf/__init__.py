@@ -107,6 +107,16 @@ def _scale(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated data under NEUROBENCH_HOME/perf")
 
 
+def _kernels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warm-runs", type=int, default=2, help="fresh processes after the cold one (default 2)")
+
+
+def _gpu(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cuda", help="the GPU to check (default cuda)")
+    parser.add_argument("--only", nargs="+", choices=["tests", "ridge", "rsa", "extract", "scale"],
+                        help="run only these steps")
+
+
 # suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
 SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "ridge": ("time cross-validated ridge against himalaya and scikit-learn", _ridge),
@@ -114,6 +124,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "extract": ("activation extraction against a bare torch forward pass", _extract),
     "pls": ("time Brain-Score's PLS mapping against scikit-learn on the same data", _pls),
     "nsdload": ("read one ROI's betas from a full-size NSD session file", _nsdload),
+    "gpu": ("the GPU check (make gpu-check): GPU tests and the perf suites on cuda, one summary table", _gpu),
+    "kernels": ("numba kernels in fresh processes: compiled once (cold), then loaded from the disk cache", _kernels),
     "scale": ("dataset-size encoding (NSD / THINGS-MEG shapes) end to end under memory budgets, beside himalaya",
               _scale),
 }
