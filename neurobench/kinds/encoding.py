@@ -177,7 +177,8 @@ class _Plan:
     PLANNED_FRACTION = 0.8
 
     def __init__(self, budget: int, n: int, t: int, n_test: int, reps: int, widths: dict[str, int], outer, inner,
-                 n_alphas: int, n_boot: int, split_half: bool, dtype: str, reduction: str | None, itemsize: int):
+                 n_alphas: int, n_boot: int, split_half: bool, dtype: str, reduction: str | None, itemsize: int,
+                 response_reps: int | None = None):
         from ..metrics.ridge import check_budget, ridge_min_bytes
 
         boot_isz = isz = 8 if dtype == "float64" else 4
@@ -185,11 +186,12 @@ class _Plan:
                       + 8 * t * (16 + 4 * len(outer)))  # per-target tables, fold arrays
         p = max(widths.values()) if widths else 1
         x_extra = 2 * n * p + (8 * n * p if reduction in ("srp", "pca") else 0)  # finite checks; reduced copies
-        ridge_need = max(ridge_min_bytes(n, w, outer, inner, n_alphas, dtype) for w in (widths.values() or [1]))
+        ridge_need = max(ridge_min_bytes(n, w, outer, inner, n_alphas, dtype, n_targets=t)
+                         for w in (widths.values() or [1]))
         self.per_target = max(
             8 * (6 * (n_boot + 1) + 6 * n_test) + 4 * (n + n_test),  # held-out r under every resample
             n_test * reps * (itemsize + 8 + 2) + 8 * 8 * (n_boot + 1),  # a block of the ceiling
-            n * reps * (itemsize + 8 + 2) + 12 * n)  # a block of the responses' means
+            n * (response_reps or reps) * (itemsize + 8 + 2) + 12 * n)  # a block of the responses' means
         need = self.fixed + max(ridge_need + x_extra, self.per_target + 8 * n * p)  # all spilled, one target
         self.minimum = math.ceil(need / self.PLANNED_FRACTION)
         check_budget(self.minimum, budget, f"this score ({n} stimuli, {t} targets, widest layer {p} units, "
@@ -277,7 +279,7 @@ def score_encoding(
               for name, a in activations.items()}
     budget = int(memory_budget) if memory_budget is not None else int(0.5 * available_memory_bytes(dev))
     plan = _Plan(budget, src.n, n_targets, n_test, reps, widths, outer, inner_per_fold, len(alphas),
-                 n_bootstrap, ceiling is None, dtype, reduction, src.itemsize)
+                 n_bootstrap, ceiling is None, dtype, reduction, src.itemsize, src.reps)
     weights = torch.as_tensor(bootstrap_counts(n_test, n_bootstrap, seed) / n_test, dtype=torch.float64,
                               device=dev)  # as frequencies (r is the same up to rounding)
     boot_dtype = np.float64 if dtype == "float64" else np.float32

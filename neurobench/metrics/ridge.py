@@ -215,9 +215,9 @@ class _Operator:
         self.n_eval = P.shape[0]
         n_tr, r = dec.Q.shape
         D = _weights_diag(dec, alphas)  # (A, r)
-        flops_direct = A * self.n_eval * n_tr * (r + n_targets)
-        flops_project = r * n_targets * (n_tr + A * self.n_eval)
-        self.direct = flops_direct <= flops_project
+        p = dec.V.shape[0] if dec.V is not None else dec.x_mean.shape[0]
+        # decided on min(n_train, p), not the rank kept, so that it is the form the memory plan counts
+        self.direct = _operator_direct(A, self.n_eval, n_tr, min(n_tr, p), n_targets)
         PD = (P[None, :, :] * D[:, None, :]).reshape(A * self.n_eval, r)
         self.L = PD @ dec.Q.T if self.direct else PD  # (A*n_eval, n_tr or r)
         self.inner = self.L.shape[1]
@@ -272,16 +272,24 @@ def _itemsize(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
+def _operator_direct(n_alphas: int, n_eval: int, n_tr: int, r: int, n_targets: int) -> bool:
+    """Whether `_Operator` stacks the full (alphas * n_eval) x n_train operator (else it projects the
+    targets first and stacks (alphas * n_eval) x rank): whichever costs fewer flops."""
+    return n_alphas * n_eval * n_tr * (r + n_targets) <= r * n_targets * (n_tr + n_alphas * n_eval)
+
+
 def _stage_cost(n: int, p: int, n_outer: int, n_tr: int, n_eval: int, n_alphas: int, isz: int,
-                weights: bool, heldout: bool = False) -> tuple[int, int]:
+                weights: bool, heldout: bool = False, n_targets: int = 1) -> tuple[int, int]:
     """(fixed, per-target) bytes of one fit stage: an inner fold, or the refit on the outer
     training rows (`heldout`: it also scores the evaluation rows, in float64)."""
     m = min(n_tr, p)
+    direct = _operator_direct(n_alphas, n_eval, n_tr, m, n_targets)
     fixed = isz * (
         n * p  # X on device
         + (n_outer * min(n, 2 * n_outer) if n_outer <= p else 0)  # shared kernel
         + 2 * n_tr * p + 3 * m * m + p * m + n_tr * m  # training rows and centred copy, Gram + eigh work, F, Q
-        + 2 * n_eval * p + n_eval * m + 2 * n_alphas * n_eval * max(n_tr, m)  # P, stacked operator (+ build)
+        + 2 * n_eval * p + n_eval * m  # evaluation rows, P
+        + n_alphas * n_eval * (m + (n_tr if direct else 0))  # the stacked operator (and its build)
     )
     per_target = isz * (
         2 * n + 2 * n_tr + n_eval  # Y chunk (host->device copy), centred train, val
@@ -312,21 +320,22 @@ def check_budget(need: int, budget: int, what: str) -> None:
 def _memory_plan(n: int, p: int, n_outer: int, n_tr: int, n_eval: int, n_alphas: int,
                  n_targets: int, isz: int, budget: int, weights: bool, heldout: bool = False) -> int:
     """Chunk size (targets) whose working set fits in `budget` bytes."""
-    fixed, per_target = _stage_cost(n, p, n_outer, n_tr, n_eval, n_alphas, isz, weights, heldout)
+    fixed, per_target = _stage_cost(n, p, n_outer, n_tr, n_eval, n_alphas, isz, weights, heldout, n_targets)
     return _plan_chunk(n_targets, fixed, per_target, budget, f"n={n}, p={p}, {n_alphas} alphas")
 
 
 def ridge_min_bytes(n: int, p: int, outer: Splits, inner_per_fold: list, n_alphas: int,
-                    dtype: str | torch.dtype = "float32", weights: bool = False) -> int:
+                    dtype: str | torch.dtype = "float32", weights: bool = False, n_targets: int = 1) -> int:
     """The smallest memory budget (bytes) with which every stage of `ridge_cv_multi` on one
     (n x p) layer fits one target at a time: the largest need over all inner folds and refits."""
     isz = _itemsize(resolve_dtype(dtype))
     need = 0
     for k, (tr, te) in enumerate(outer):
         for a, b in inner_per_fold[k]:
-            need = max(need, sum(_stage_cost(n, p, len(tr), len(a), len(b), n_alphas, isz, False)))
+            need = max(need, sum(_stage_cost(n, p, len(tr), len(a), len(b), n_alphas, isz, False,
+                                             n_targets=n_targets)))
         need = max(need, sum(_stage_cost(n, p, len(tr), len(tr), max(len(te), 1), n_alphas, isz, weights,
-                                         heldout=True)))
+                                         heldout=True, n_targets=n_targets)))
     return need
 
 
@@ -684,7 +693,7 @@ def ridge_cv_multi(
                 f"features[{name!r}] has {Xh.shape[0]} stimuli but Y has {n}; align them first"
             )
         if reduction in (None, "none"):  # the largest stage's need, so the figure named then works
-            need = ridge_min_bytes(n, Xh.shape[1], outer, inner_per_fold, len(alphas_np), dt, return_weights)
+            need = ridge_min_bytes(n, Xh.shape[1], outer, inner_per_fold, len(alphas_np), dt, return_weights, t)
             check_budget(need, budget, f"layer {name!r} (n={n}, p={Xh.shape[1]}, {len(alphas_np)} alphas)")
         x_for_fold, red_records = _reducer(Xh, reduction, dict(reduction_kwargs or {}), dev, dt)
         results[name] = _encode_one(

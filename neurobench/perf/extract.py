@@ -55,6 +55,17 @@ def _stimuli(files):
 
 
 def _worker(variant: dict, cfg: dict, queue) -> None:
+    before = os.environ.get("NEUROBENCH_CACHE_COMPRESSION")
+    try:
+        _variant(variant, cfg, queue)
+    finally:  # --in-process runs share this environment
+        if before is None:
+            os.environ.pop("NEUROBENCH_CACHE_COMPRESSION", None)
+        else:
+            os.environ["NEUROBENCH_CACHE_COMPRESSION"] = before
+
+
+def _variant(variant: dict, cfg: dict, queue) -> None:
     try:
         import torch
 
