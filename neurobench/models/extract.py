@@ -18,7 +18,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from ..errors import (
     InvalidInputError,
     LayerNotReachedError,
     MemoryBudgetError,
-    StimulusError,
+    NeurobenchError,
 )
 from ..memory import format_size_up
 from .layerfile import LayerWriter
@@ -258,14 +258,30 @@ class HookedRun:
             raise ExtractionError(
                 f"layer(s) {sorted(twice)} ran {sorted(set(twice.values()))} times in one forward pass (a module "
                 "used more than once); their output per stimulus is ambiguous: hook a module that runs once")
-        wrong = {n: int(t.shape[0]) for n, t in self.got.items() if t.shape[0] != expected_rows}
-        if wrong:
-            raise ExtractionError(
-                f"the batch held {expected_rows} stimuli but layer(s) returned {wrong} rows; a model must return "
-                "one output per input along the first dimension")
+        check_rows(self.got, expected_rows)
         out, self.got = self.got, {}
         self.calls = {}
         return out
+
+
+def check_rows(batch: dict[str, torch.Tensor], expected_rows: int) -> None:
+    """ExtractionError unless every layer returned one row per stimulus of the batch."""
+    wrong = {n: int(t.shape[0]) for n, t in batch.items() if t.shape[0] != expected_rows}
+    if wrong:
+        raise ExtractionError(
+            f"the batch held {expected_rows} stimuli but layer(s) returned {wrong} rows; a model must return "
+            "one output per input along the first dimension")
+
+
+@contextmanager
+def model_errors():
+    """An exception the model raises becomes ExtractionError; neurobench's typed errors pass through."""
+    try:
+        yield
+    except NeurobenchError:
+        raise
+    except Exception as exc:
+        raise ExtractionError(f"the model raised during activation extraction: {type(exc).__name__}: {exc}") from exc
 
 
 def to_host(batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -306,14 +322,8 @@ def run_batches(module: torch.nn.Module, run: HookedRun, batches: Iterable, devi
             if isinstance(batch, torch.Tensor):
                 batch = batch.to(device, non_blocking=True)
             run.reset()
-            try:
-                with autocast:
-                    module(batch)
-            except (StimulusError, MemoryBudgetError, ExtractionError):
-                raise
-            except Exception as exc:
-                raise ExtractionError(f"the model raised during activation extraction: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+            with model_errors(), autocast:
+                module(batch)
             deliver(run.collect(n))
             seen += n
             if on_batch is not None:

@@ -109,32 +109,28 @@ class Readout:
             out["fit"] = values["fit"]
         return cls(**out)
 
+    def _steps(self) -> list[tuple[str, str]]:
+        """(spec text, identifier text) of each step, in the order they apply."""
+        steps = []
+        if self.pool is not None:
+            steps.append((f"pool={self.pool}", f"pool{self.pool}"))
+        if self.project is not None:
+            steps.append((f"project={self.project}" + (f",seed={self.seed}" if self.seed else ""),
+                          f"srp{self.project}-seed{self.seed}"))
+        if self.pca is not None:
+            steps.append((f"pca={self.pca}" + (f",fit={self.fit}" if self.fit != "all" else ""),
+                          f"pca{self.pca}-fit[{self.fit}]"))
+        return steps
+
     @property
     def spec(self) -> str:
         """The spec string this read-out parses from (canonical order; 'none' for the identity)."""
-        parts = []
-        if self.pool is not None:
-            parts.append(f"pool={self.pool}")
-        if self.project is not None:
-            parts.append(f"project={self.project}")
-        if self.pca is not None:
-            parts.append(f"pca={self.pca}")
-            if self.fit != "all":
-                parts.append(f"fit={self.fit}")
-        if self.seed != 0 and self.project is not None:
-            parts.append(f"seed={self.seed}")
-        return ",".join(parts) or "none"
+        return ",".join(text for text, _ in self._steps()) or "none"
 
     @property
     def identifier(self) -> str:
-        parts = []
-        if self.pool is not None:
-            parts.append(f"pool{self.pool}")
-        if self.project is not None:
-            parts.append(f"srp{self.project}-seed{self.seed}")
-        if self.pca is not None:
-            parts.append(f"ipca{self.pca}-fit[{self.fit}]")
-        return "+".join(parts) or "raw"
+        """The read-out's part of the activation-cache key."""
+        return "+".join(ident for _, ident in self._steps()) or "raw"
 
     @property
     def is_identity(self) -> bool:

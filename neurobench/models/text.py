@@ -25,16 +25,10 @@ from collections.abc import Sequence
 import torch
 
 from ..data.stimuli import StimulusSet
-from ..errors import (
-    ExtractionError,
-    InvalidInputError,
-    LayerNotReachedError,
-    MemoryBudgetError,
-    StimulusError,
-)
+from ..errors import ExtractionError, InvalidInputError, LayerNotReachedError, StimulusError
 from ..progress import progress_bar
 from .adapter import Adapter
-from .extract import to_host
+from .extract import check_rows, model_errors, to_host
 
 log = logging.getLogger(__name__)
 
@@ -173,24 +167,16 @@ class TextAdapter(Adapter):
                     input_ids[row, :len(ids)] = torch.tensor(ids)
                     attention[row, :len(ids)] = 1
                     pool[row, :len(ids)] = torch.tensor(keep)
-                try:
-                    with torch.inference_mode():
-                        hidden = self._hidden(input_ids.to(device), attention.to(device), layers)
-                        missing = [name for name in layers if name not in hidden]
-                        if missing:
-                            raise LayerNotReachedError(f"{self.identifier}: layer(s) {missing} produced no hidden "
-                                                       "states in the forward pass")
-                        pooled = {name: self._pool(hidden[name], pool.to(device)) for name in layers}
-                        if self.readout is not None:
-                            pooled = {name: self.readout(name, x) for name, x in pooled.items()}
-                except (StimulusError, MemoryBudgetError, ExtractionError):
-                    raise
-                except Exception as exc:
-                    raise ExtractionError(f"the model raised during activation extraction: "
-                                          f"{type(exc).__name__}: {exc}") from exc
-                wrong = {name: int(x.shape[0]) for name, x in pooled.items() if x.shape[0] != len(chunk)}
-                if wrong:
-                    raise ExtractionError(f"the batch held {len(chunk)} texts but layer(s) returned {wrong} rows")
+                with model_errors(), torch.inference_mode():
+                    hidden = self._hidden(input_ids.to(device), attention.to(device), layers)
+                    missing = [name for name in layers if name not in hidden]
+                    if missing:
+                        raise LayerNotReachedError(f"{self.identifier}: layer(s) {missing} produced no hidden "
+                                                   "states in the forward pass")
+                    pooled = {name: self._pool(hidden[name], pool.to(device)) for name in layers}
+                    if self.readout is not None:
+                        pooled = {name: self.readout(name, x) for name, x in pooled.items()}
+                check_rows(pooled, len(chunk))
                 sinks.append(to_host(pooled))
                 bar.advance(len(chunk))
 
