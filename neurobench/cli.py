@@ -328,6 +328,8 @@ def cmd_topo(args) -> int:
 def _topo_lesions(args, adapter, layers: list[str]) -> list[dict]:
     """Brain score of each sheet layer intact, with the category patch silenced, and with as
     many random selective units silenced (unpooled activations, the benchmark's own metric)."""
+    import numpy as np
+
     from .api import load_benchmark
     from .topography.brain_lesion import lesion_brain_score
 
@@ -343,7 +345,7 @@ def _topo_lesions(args, adapter, layers: list[str]) -> list[dict]:
         adapter.readout = readout
     rows = []
     for layer in layers:
-        res = lesion_brain_score(bench, acts[layer], adapter.sheet_positions(layer), stim.labels[column].to_numpy(),
+        res = lesion_brain_score(bench, np.asarray(acts[layer]), adapter.sheet_positions(layer), stim.labels[column].to_numpy(),
                                  args.lesion_category, n_random=args.lesion_random, seed=args.seed, device=args.device)
         rows.append({"layer": layer, "silenced": res.n_silenced, "intact": res.intact, "patch silenced": res.patch,
                      "random silenced (mean)": float(res.random.mean()), "p": res.p_value})

@@ -112,7 +112,7 @@ def topo_report(adapter, stimuli, out_dir, *, labels=None, layers=None, categori
     acts = adapter.activations(stimuli, names, batch_size=batch_size, device=device)
     results, figures = [], []
     for n in names:
-        sig = layer_signatures(acts[n], positions[n], lab, layer=n, categories=categories,
+        sig = layer_signatures(np.asarray(acts[n]), positions[n], lab, layer=n, categories=categories,
                                threshold=threshold, n_perm=n_perm, n_boot=n_boot, seed=seed,
                                device=device)
         results.append(sig)

@@ -138,6 +138,9 @@ def test_readout_from_the_cli_is_in_the_cache_key_and_the_stored_configuration(f
         assert main(["score", "--model", "readout-net", "--benchmark", "toy.readout-rsa", "--store", str(store),
                      "--quiet", "--readout", "pool=maximum"]) == 2
         assert "pool must be" in capsys.readouterr().err
+        assert main(["score", "--model", "readout-net", "--benchmark", "toy.readout-rsa", "--store", str(store),
+                     "--quiet", "--precision", "float16", "--device", "cpu"]) == 2
+        assert "float16 extraction is for GPUs" in capsys.readouterr().err
         result = nb.score("readout-net", "toy.readout-rsa", readout="pool=mean", device="cpu")
     finally:
         models.remove("readout-net")
