@@ -49,8 +49,9 @@ def cache_compression() -> tuple[str | None, int | None]:
 
 
 def chunk_shape(n_rows: int, n_cols: int) -> tuple[int, int]:
-    """(rows, cols) of one ~1 MiB float32 chunk: whole rows up to 65,536 units, then tiles."""
-    cols = max(1, min(n_cols, MAX_CHUNK_COLS))
+    """(rows, cols) of one ~1 MiB float32 chunk: whole rows up to 65,536 units, else equal tiles of
+    at most 65,536 units (no padded tile at the end of a row)."""
+    cols = max(1, -(-n_cols // -(-n_cols // MAX_CHUNK_COLS)))  # ceil(n / ceil(n / MAX))
     rows = max(1, min(n_rows, CHUNK_BYTES // (4 * cols)))
     return rows, cols
 

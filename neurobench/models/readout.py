@@ -196,10 +196,16 @@ class Readout:
         raise InvalidInputError(f"cannot pool a layer output of shape {tuple(x.shape)}")
 
     def _project(self, layer: str, x: torch.Tensor) -> torch.Tensor:
+        """x (batch, dim) @ R^T. On a CPU through scipy's dense @ sparse product (one pass over the
+        matrix per batch: 4-5x faster than torch's CSR product on a transposed batch); on a GPU
+        torch's sparse product."""
         dim = x.shape[1]
-        key = (layer, dim, x.device)
+        key = (layer, dim, x.device.type if x.device.type == "cpu" else x.device)
         if key not in self._matrices:
-            self._matrices[key] = sparse_projection(dim, self.project, self._layer_seed(layer, dim)).to(x.device)
+            matrix = sparse_projection(dim, self.project, self._layer_seed(layer, dim))
+            self._matrices[key] = _scipy_transpose(matrix) if x.device.type == "cpu" else matrix.to(x.device)
+        if x.device.type == "cpu":
+            return torch.from_numpy(np.ascontiguousarray(x.numpy() @ self._matrices[key], dtype=np.float32))
         return torch.sparse.mm(self._matrices[key], x.T).T
 
     def _layer_seed(self, layer: str, dim: int) -> int:
@@ -220,6 +226,16 @@ def _check_fit(fit: str) -> None:
          (kind == "label" and "=" in arg and arg.partition("=")[0] and arg.partition("=")[2])
     if not ok:
         raise InvalidInputError(f"fit must be 'all', 'first:N' or 'label:COLUMN=VALUE', got {fit!r}")
+
+
+def _scipy_transpose(matrix: torch.Tensor):
+    """R (k, dim) torch CSR -> R^T (dim, k) scipy CSR, for x @ R^T on a CPU."""
+    from scipy import sparse
+
+    k, dim = matrix.shape
+    csr = sparse.csr_matrix((matrix.values().numpy(), matrix.col_indices().numpy(), matrix.crow_indices().numpy()),
+                            shape=(k, dim))
+    return csr.T.tocsr()
 
 
 def sparse_projection(dim: int, k: int, seed: int) -> torch.Tensor:

@@ -4,8 +4,10 @@ N synthetic JPEG images (seeded, 256 px, written once under `NEUROBENCH_HOME/per
 the model in batches. Each variant runs once in a fresh process (its peak RSS is its own):
 - `bare`: what a bare script does: decode and preprocess each batch, then the model's forward
   pass, no hooks, nothing kept;
-- `bare+loader`: the same with neurobench's loader threads decoding ahead of the model (isolates
-  what hooks, read-out, copies and writes cost);
+- `bare+loader`: the same with neurobench's loader threads decoding ahead of the model;
+- `bare+loader+readout` (with a read-out): the same plus the read-out's own compute in forward
+  hooks, outputs dropped: against it, what neurobench adds is hooks, checks, copies, streaming
+  and compression;
 - `neurobench` (one per `--workers` x `--compression`): `adapter.activations` into a fresh
   activation cache: hooks on every requested layer, the read-out (`--readout`, e.g.
   project=4096), per-batch checks, the background writer compressing chunked HDF5 files.
@@ -94,6 +96,13 @@ def _variant(variant: dict, cfg: dict, queue) -> None:
             def make(i):
                 return adapter.preprocess(stimuli.rgb_images(range(i * bs, min(n, (i + 1) * bs))))
 
+            def drop_readout(name):  # the read-out's compute, its output dropped (the hook returns None)
+                def hook(_m, _i, out):
+                    adapter.readout(name, out[0] if isinstance(out, tuple) else out)
+                return hook
+
+            handles = [adapter._modules[name].register_forward_hook(drop_readout(name)) for name in layers] \
+                if variant.get("readout") and adapter.readout is not None else []
             t0 = time.perf_counter()
             with torch.inference_mode():
                 for batch in prefetch(make, (n + bs - 1) // bs, variant["workers"], device.type == "cuda"):
@@ -101,6 +110,8 @@ def _variant(variant: dict, cfg: dict, queue) -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
             row["seconds"] = time.perf_counter() - t0
+            for h in handles:
+                h.remove()
         else:
             with tempfile.TemporaryDirectory(prefix="neurobench-perf-", dir=paths.subdir("perf")) as tmp:
                 cache = ActivationCache(tmp, max_bytes=None)
@@ -137,6 +148,9 @@ def run(args) -> list[dict]:
            "device": str(resolve_device(args.device))}
     variants = [{"name": "bare", "kind": "bare", "workers": 0},
                 {"name": f"bare+loader (workers={max(workers)})", "kind": "bare", "workers": max(workers)}]
+    if readout:
+        variants.append({"name": f"bare+loader+readout (workers={max(workers)})", "kind": "bare",
+                         "workers": max(workers), "readout": True})
     variants += [{"name": f"neurobench (workers={w}, {c})", "kind": "neurobench", "workers": w, "compression": c}
                  for w in workers for c in compressions]
     ctx = mp.get_context("spawn")
@@ -156,10 +170,13 @@ def run(args) -> list[dict]:
         proc.join()
         log.info("%s: %s", variant["name"], rows[-1])
     bare, loader = rows[0].get("seconds"), rows[1].get("seconds")
+    with_readout = rows[2].get("seconds") if readout else None
     log.info("%s, read-out %s, %d images, batch %d, %s", args.model, readout or "none", args.n, args.batch_size,
              cfg["device"])
     for row in rows:
         if "seconds" in row and bare:
             row["vs_bare"] = row["seconds"] / bare - 1
             row["vs_bare+loader"] = row["seconds"] / loader - 1 if loader else None
+            if with_readout:
+                row["vs_bare+loader+readout"] = row["seconds"] / with_readout - 1
     return rows

@@ -118,7 +118,6 @@ def make_data(prob: Problem, seed: int = 0) -> dict[str, Path]:
                 resp[:, s0:s0 + c] = signal + 0.5 * rng.standard_normal((n, c), dtype=np.float32)
         if not prob.test_reps:  # the variance explained by the signal of the averaged response
             fh.create_dataset("ceiling", data=(snr**2 / (snr**2 + 0.25)).astype(np.float64))
-        fh.attrs["ids"] = np.array(ids, dtype=h5py.string_dtype())
     part.rename(files["responses"])
     return files
 

@@ -195,11 +195,12 @@ def test_perf_extract_rows(fresh_home):
     finally:
         nb.registry.models.remove("perf-tiny")
     by = {r["variant"]: r for r in rows}
-    assert set(by) == {"bare", "bare+loader (workers=2)", "neurobench (workers=0, lzf)", "neurobench (workers=0, none)",
+    assert set(by) == {"bare", "bare+loader (workers=2)", "bare+loader+readout (workers=2)",
+                       "neurobench (workers=0, lzf)", "neurobench (workers=0, none)",
                        "neurobench (workers=2, lzf)", "neurobench (workers=2, none)"}
     assert all("error" not in r for r in rows), rows
     ours = by["neurobench (workers=2, lzf)"]
-    assert ours["read_MB_s"] > 0 and ours["disk_MB"] > 0 and "vs_bare" in ours
+    assert ours["read_MB_s"] > 0 and ours["disk_MB"] > 0 and "vs_bare+loader+readout" in ours
     assert ours["MB"] == pytest.approx(6 * (8 + 8 + 6) * 4 / 1e6)  # project=8 on the wide layers
     assert not list((fresh_home / "perf").rglob("*.h5"))  # the cache it filled is gone
 

@@ -138,7 +138,7 @@ def test_layer_files_are_chunked_compressed_checksummed_and_read_in_parts(tmp_pa
     path = write_layer(tmp_path / "L.h5", values, chunk_cols=7, monkeypatch=monkeypatch)
     with h5py.File(path) as fh:
         ds = fh["activations"]
-        assert ds.chunks == (3, 7) and ds.compression == "lzf" and ds.fletcher32
+        assert ds.chunks == (3, 6) and ds.compression == "lzf" and ds.fletcher32  # equal tiles of <= 7
     a = LayerArray(path, "L", values.shape)
     assert len(a) == 23 and a.shape == (23, 17) and a.nbytes == values.nbytes
     np.testing.assert_array_equal(np.asarray(a), values)
