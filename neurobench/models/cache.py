@@ -317,11 +317,13 @@ def temp_writer(layer: str, ids: list[str], meta: dict) -> LayerWriter:
     """A writer whose result is used once (cache off, or an entry over the cap)."""
     if not ids:
         raise InvalidInputError("no stimuli to extract")
+    drop_stale_temp()
     return LayerWriter(temp_path(layer), layer, ids, meta)
 
 
 def drop_stale_temp() -> None:
-    """Delete temporary extractions left by processes that died (unlocked and a day old)."""
+    """Delete temporary files (extractions, a score's spill files) left by processes that died:
+    a day old and, for a layer file, not held by a reader."""
     folder = paths.home() / "tmp"
     if not folder.is_dir():
         return
