@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test test-all lint perf clean
+.PHONY: setup demo test test-all lint perf gpu-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test-all: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# On a machine with a CUDA GPU: the GPU tests and the perf suites on cuda, one summary table (< 5 min).
+gpu-check: setup
+	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench perf gpu
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -33,6 +33,7 @@ from .errors import (
 from .kinds.base import Benchmark
 from .models.adapter import Adapter
 from .models.positions import with_positions
+from .models.readout import Readout
 from .registry import benchmarks as benchmark_registry
 from .registry import models as model_registry
 from .result import ScoreResult
@@ -259,6 +260,8 @@ def score_many(
     store: ResultStore | str | Path | bool | None = True,
     cache: bool = True,
     positions: str = "model",
+    readout: str | Readout | None = None,
+    precision: str | None = None,
     on_result: Callable[[ScoreResult], Any] | None = None,
     on_failure: Callable[[Failure], Any] | None = None,
 ) -> ScoreRun:
@@ -269,7 +272,11 @@ def score_many(
     `options` (Python values) and `option_text` (command-line text, parsed by each option) are set
     on every selected benchmark; one that a benchmark's kind does not declare, or a bad value,
     raises InvalidOptionError naming the benchmark and what it accepts, before anything is scored.
-    `memory_budget` (bytes) bounds the kinds' working memory (None: from free memory).
+    `memory_budget` (bytes) bounds each score, extraction included (None: from free memory).
+    `readout`: reduce every layer at extraction time, a spec string ('pool=mean',
+    'pool=2,project=4096', 'pca=256,fit=first:1000') or a `Readout`; part of the cache key and
+    of each result's provenance. `precision`: 'float16' / 'bfloat16' runs the forward pass in
+    half precision on a GPU (also in the cache key).
     `store`: True (default) the default results store, a path or ResultStore, False/None: keep in
     memory. Every result is stored under the run's id as soon as it is computed.
     `positions='shuffled'` scores the shuffled-positions control of the model.
@@ -295,6 +302,10 @@ def score_many(
     device, batch_size, seed, memory_budget = (run_params.device, run_params.batch_size, run_params.seed,
                                                run_params.memory_budget)
     adapter = with_positions(load_model(model, weights=weights, seed=seed), positions, seed)
+    if readout is not None:
+        adapter.with_readout(readout)
+    if precision is not None:
+        adapter.with_precision(precision)
     run.model, run.model_display = adapter.identifier, adapter.display_name
     for bench in chosen:
         try:
@@ -353,6 +364,8 @@ def score(
     memory_budget: int | None = None,
     options: Mapping[str, Any] | None = None,
     positions: str = "model",
+    readout: str | Readout | None = None,
+    precision: str | None = None,
 ) -> ScoreResult:
     """Score one model on one benchmark; returns a ScoreResult (per-layer table in `.layers`).
 
@@ -362,5 +375,5 @@ def score(
     """
     run = score_many(model, [benchmark], layers=layers, weights=weights, device=device, batch_size=batch_size,
                      seed=seed, memory_budget=memory_budget, options=options, store=store or False, cache=cache,
-                     positions=positions)
+                     positions=positions, readout=readout, precision=precision)
     return run.results[0]

@@ -297,7 +297,7 @@ def cmd_score(args) -> int:
                      batch_size=args.batch_size, seed=args.seed, option_text=_option_text(args),
                      memory_budget=_parse_bytes(args.memory_budget) if args.memory_budget else None,
                      store=args.store or True, cache=not args.no_cache, positions=args.positions,
-                     on_result=on_result, on_failure=on_failure)
+                     readout=args.readout, precision=args.precision, on_result=on_result, on_failure=on_failure)
     for skip in run.skipped:
         if skip.cause != "data":
             err.print(escape(f"skipped {skip.benchmark}: {skip.reason}"))
@@ -424,6 +424,8 @@ def cmd_topo(args) -> int:
 def _topo_lesions(args, adapter, layers: list[str]) -> list[dict]:
     """Brain score of each sheet layer intact, with the category patch silenced, and with as
     many random selective units silenced (unpooled activations, the benchmark's own metric)."""
+    import numpy as np
+
     from .api import load_benchmark
     from .topography.brain_lesion import lesion_brain_score
 
@@ -439,11 +441,31 @@ def _topo_lesions(args, adapter, layers: list[str]) -> list[dict]:
         adapter.readout = readout
     rows = []
     for layer in layers:
-        res = lesion_brain_score(bench, acts[layer], adapter.sheet_positions(layer), stim.labels[column].to_numpy(),
+        res = lesion_brain_score(bench, np.asarray(acts[layer]), adapter.sheet_positions(layer), stim.labels[column].to_numpy(),
                                  args.lesion_category, n_random=args.lesion_random, seed=args.seed, device=args.device)
         rows.append({"layer": layer, "silenced": res.n_silenced, "intact": res.intact, "patch silenced": res.patch,
                      "random silenced (mean)": float(res.random.mean()), "p": res.p_value})
     return rows
+
+
+def cmd_cache(args) -> int:
+    from .memory import format_size
+    from .models.cache import ActivationCache, cache_max
+
+    cache = ActivationCache()
+    if args.action == "ls":
+        entries = cache.entries(args.model)
+        cap = cache_max()
+        total = sum(e.nbytes for e in entries)
+        if entries:
+            out.print(_table([e.row() for e in entries], title=f"activation cache ({cache.root})"))
+        out.print(escape(f"{len(entries)} entries, {format_size(total)}"
+                         + (f" (of {format_size(cache.total_bytes())} in the cache)" if args.model else "")
+                         + f"; cap {format_size(cap) if cap else 'none'} (NEUROBENCH_CACHE_MAX)"))
+        return 0
+    n, freed = cache.clear(args.model)
+    out.print(escape(f"deleted {n} entries ({format_size(freed)})" + (f" of {args.model}" if args.model else "")))
+    return 0
 
 
 def cmd_perf(args) -> int:
@@ -452,8 +474,13 @@ def cmd_perf(args) -> int:
     except ModuleNotFoundError as exc:
         raise NeurobenchError(f"neurobench perf {args.suite} needs {exc.name}, which is not installed") from exc
     rows = module.run(args)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, default=str)
     out.print(_table(rows, title=f"neurobench perf {args.suite}"))
-    return 0
+    return 0 if args.suite != "gpu" or all(r.get("status", "ok").startswith(("ok", "skipped")) for r in rows) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -475,7 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--positions", choices=["model", "shuffled"], default="model",
                    help="'shuffled': the shuffled-positions control for topo.* benchmarks")
     s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
-    s.add_argument("--memory-budget", help="memory for ridge target chunks, e.g. 4GB (default: from free RAM/GPU memory)")
+    s.add_argument("--memory-budget", help="memory each score may use beyond the process's fixed overhead, e.g. 4GB: "
+                                            "extraction batches, activations held in memory (larger ones are read "
+                                            "from disk), ridge target chunks (default: from free RAM/GPU memory)")
+    s.add_argument("--readout", metavar="SPEC",
+                   help="reduce every layer while extracting: pool=mean | pool=K (K x K grid) | project=N (sparse "
+                        "random projection) | pca=N[,fit=first:M|label:COL=VAL] (incremental PCA), combined with "
+                        "commas (pool=2,project=4096); part of the cache key and of the stored configuration")
+    s.add_argument("--precision", choices=["float32", "float16", "bfloat16"], default=None,
+                   help="forward-pass precision; float16/bfloat16 autocast is for GPUs (default float32)")
     s.add_argument("-o", "--option", action="append", type=_option_pair, metavar="NAME=VALUE",
                    help="set a declared option of the selected benchmarks (repeatable); one a benchmark does not "
                         "take is an error (`neurobench list benchmarks --options ID` lists them)")
@@ -540,11 +575,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lesion-random", type=int, default=20, help="random equal-size silencing controls")
     s.set_defaults(func=cmd_topo)
 
+    s = sub.add_parser("cache", help="list or clear the activation cache ($NEUROBENCH_HOME/activations)")
+    s.add_argument("action", choices=["ls", "clear"])
+    s.add_argument("--model", help="only this model's entries")
+    s.set_defaults(func=cmd_cache)
+
     perf = sub.add_parser("perf", help="time neurobench's cores against their reference tools")
     psub = perf.add_subparsers(dest="suite", required=True)
     for suite, (text, declare) in SUITES.items():  # declared without importing the harnesses
         sp = psub.add_parser(suite, help=text, description=text)
         declare(sp)
+        sp.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
         sp.set_defaults(func=cmd_perf)
     return p
 

@@ -81,7 +81,20 @@ class MemoryBudgetError(NeurobenchError, MemoryError):
 
 
 class ExtractionError(NeurobenchError):
-    """A model raised while activations were being extracted."""
+    """A model raised while activations were being extracted, or its outputs were not one row per
+    stimulus (fewer rows than it was given, a layer run twice or never reached)."""
+
+
+class LayerNotReachedError(ExtractionError):
+    """A requested layer produced no output in the forward pass (it is not on the model's path)."""
+
+
+class CacheCorruptError(NeurobenchError):
+    """An activation-cache entry failed its checksum or cannot be read: it is deleted and recomputed."""
+
+    def __init__(self, path, why: str):
+        self.path, self.why = path, why
+        super().__init__(f"activation cache entry {path} is corrupt: {why}")
 
 
 class LayerError(NeurobenchError, KeyError):

@@ -50,3 +50,17 @@ def miniature(tmp_path, monkeypatch):
     from .miniature import Miniature
 
     return Miniature(tmp_path / "miniature", monkeypatch)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip, saying why, where there is no CUDA device."""
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run `make gpu-check` on a machine with one)")
+    for item in gpu:
+        item.add_marker(skip)

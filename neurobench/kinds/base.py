@@ -13,6 +13,7 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,11 @@ import torch
 from ..data.files import availability, recorded_digest, select_files
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
-from ..errors import InvalidInputError
+from ..errors import CacheCorruptError, InvalidInputError
+from ..memory import bound_heap
 from ..models.adapter import Adapter
+from ..models.cache import ActivationCache
+from ..models.layerfile import LayerArray
 from ..options import configure, declared_options, documented_options, option_values
 from ..result import ScoreResult, Scores
 from ..version import __version__
@@ -139,16 +143,42 @@ class Benchmark:
         batch_size: int = 32,
         device: str | torch.device = "auto",
         seed: int = 0,
-        cache: bool = True,
+        cache: bool | ActivationCache = True,
         memory_budget: int | None = None,
     ) -> ScoreResult:
-        """Extract the adapter's activations for this benchmark's stimuli and score them."""
+        """Extract the adapter's activations for this benchmark's stimuli and score them.
+
+        `memory_budget` (bytes) bounds the whole score: the extraction (smaller batches), which
+        activations are held in memory (larger ones are read lazily from disk) and the kind's
+        working memory. A corrupt activation-cache entry found while scoring is reported,
+        deleted and recomputed once.
+        """
         dev = resolve_device(device)
         start = time.perf_counter()
+        if memory_budget is not None:
+            bound_heap()  # freed buffers go back to the system: the budget bounds resident memory
         stimuli = self.stimuli()
         self.check_data()
-        acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache)
-        scores = self.score_activations(acts, seed=seed, device=dev, memory_budget=memory_budget)
+        for attempt in range(2):
+            acts = adapter.activations(stimuli, layers, batch_size=batch_size, device=dev, cache=cache,
+                                       memory_budget=memory_budget)
+            try:
+                scores = self.score_activations(acts, seed=seed, device=dev, memory_budget=memory_budget)
+                break
+            except CacheCorruptError as exc:
+                if attempt or not cache:
+                    raise
+                store = cache if isinstance(cache, ActivationCache) else ActivationCache()
+                store.discard(Path(exc.path), f"failed its checksum while scoring ({exc.why})")
+                for values in acts.values():  # any other corrupt entry goes too, before the rerun
+                    if isinstance(values, LayerArray) and values.path.exists() and not values.verify():
+                        values.close()
+                        store.discard(values.path, "failed its checksum")
+            finally:
+                for values in acts.values():
+                    if isinstance(values, LayerArray):
+                        values.close()
+        readout = getattr(adapter, "readout", None)
         return ScoreResult.from_scores(scores, model=adapter.identifier, weights_id=adapter.weights_id,
                                        trained=adapter.trained, benchmark=self.identifier, provenance={
             "neurobench_version": __version__,
@@ -158,6 +188,9 @@ class Benchmark:
             "data_hashes": self.data_hashes(),
             "stimulus_set_hash": stimuli.content_hash(),
             "preprocess": adapter.extraction_id,
+            "readout": readout.to_record() if readout is not None else {"spec": "none"},
+            "precision": getattr(adapter, "precision", "float32"),
+            "memory_budget": memory_budget,
             "seed": seed,
             "device": str(dev),
             "duration_s": round(time.perf_counter() - start, 3),

@@ -28,6 +28,7 @@ says which; a layer's NaN score always has a NaN interval.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,23 +40,31 @@ import xarray as xr
 from ..conventions import EXPLAINABLE_VARIANCE_FRACTION, NO_INTERVAL, STIMULI
 from ..data.assemblies import DIMS, align_to
 from ..data.stimuli import StimulusSet
-from ..devices import resolve_device
+from ..devices import available_memory_bytes, resolve_device
 from ..errors import InvalidInputError
 from ..ids import check_same_ids
+from ..memory import bound_heap, trim_heap
 from ..metrics.ceiling import (
     REPETITION_DIMS,
+    Ceiling,
     median_scores,
     normalize_scores,
-    split_half_reliability,
 )
 from ..metrics.correlation import weighted_pearson_columns
 from ..metrics.inference import bootstrap_counts
-from ..metrics.ridge import DEFAULT_RELATIVE_ALPHAS, EncodingResult, ridge_cv_multi
+from ..metrics.ridge import (
+    DEFAULT_RELATIVE_ALPHAS,
+    EncodingResult,
+    Targets,
+    inner_folds,
+    ridge_cv_multi,
+)
 from ..metrics.scaling import max_abs, power_of_two_factor
 from ..metrics.splits import Splits, kfold_splits
 from ..options import int_at_least, non_negative_int, one_of, option, parse_floats, positive_floats
 from ..result import Scores
 from .base import Benchmark, check_activations
+from .columns import ColumnStore
 from .targets import layer_target_table
 
 log = logging.getLogger(__name__)
@@ -65,38 +74,15 @@ __all__ = ["EncodingBenchmark", "EncodingOptions", "score_encoding", "ALPHA_EDGE
 ALPHA_EDGE_LIMIT = 0.05  # share of targets at an end of the alpha grid above which a result says so
 
 
-def _held_out_scores(pred: np.ndarray, data: np.ndarray, test_folds: list[np.ndarray], halves,
-                     weights: np.ndarray, dev: torch.device, chunk_bytes: int = 256 * 2**20,
-                     fixed_ceiling=None):
-    """Per-target held-out r (fold-centred) and split-half reliability, for each weighting, on `dev`.
-
-    Row 0 of `weights` is the plain sample; the other rows are bootstrap resamples of stimuli,
-    expressed as multinomial weights, so every resample costs a few matrix products (chunked
-    over targets) and the same resamples serve every layer. A `fixed_ceiling` (given by the
-    dataset) is the same in every resample; otherwise the split-half reliability is resampled.
-    """
-    _n, _, t = data.shape
-    w = torch.as_tensor(weights, dtype=torch.float64, device=dev)
-    folds = [torch.as_tensor(f, device=dev) for f in test_folds]
-    with np.errstate(all="ignore"):
-        y = torch.as_tensor(np.nanmean(data, axis=1), dtype=torch.float64, device=dev)
-    p = torch.as_tensor(pred, dtype=torch.float64, device=dev)
-    chunk = max(1, chunk_bytes // (8 * w.shape[0] * 6))
-    r_all = torch.empty(w.shape[0], t, dtype=torch.float64, device=dev)
-    rel_all = torch.empty_like(r_all)
-    for s0 in range(0, t, chunk):
-        sl = slice(s0, s0 + chunk)
-        if fixed_ceiling is not None:
-            rel_all[:, sl] = torch.as_tensor(np.asarray(fixed_ceiling)[sl], dtype=torch.float64, device=dev)
-        else:
-            block = torch.as_tensor(data[:, :, sl], dtype=torch.float64, device=dev)
-            rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=dev)
-            for a_idx, b_idx in halves:
-                r_half = weighted_pearson_columns(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
-                rel += 2 * r_half / (1 + r_half)
-            rel_all[:, sl] = rel / len(halves)
-        r_all[:, sl] = weighted_pearson_columns(w, p[:, sl], y[:, sl], groups=folds)
-    return r_all.cpu().numpy(), rel_all.cpu().numpy()
+def _bootstrap_reliability(block: torch.Tensor, halves, w: torch.Tensor) -> torch.Tensor:
+    """(B+1, c) split-half Spearman-Brown reliability of a (test rows x repetitions x c) block under
+    each row of bootstrap weights `w` (row 0: the plain sample), averaged over the same halves as
+    the point estimate."""
+    rel = torch.zeros(w.shape[0], block.shape[2], dtype=torch.float64, device=block.device)
+    for a_idx, b_idx in halves:
+        r_half = weighted_pearson_columns(w, block[:, a_idx].mean(1), block[:, b_idx].mean(1))
+        rel += 2 * r_half / (1 + r_half)
+    return rel / len(halves)
 
 
 def alpha_edge_note(layer: str, res: EncodingResult) -> tuple[dict[str, int], str | None]:
@@ -115,6 +101,17 @@ def alpha_edge_note(layer: str, res: EncodingResult) -> tuple[dict[str, int], st
     return counts, note
 
 
+def _medians(r: np.ndarray, rel: np.ndarray, rows: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """`median_scores` of (B, t) bootstrap r against (B, t) or (t,) ceilings, `rows` resamples at
+    a time in float64, so no (resamples x targets) float64 copy is made."""
+    raw_out, norm_out = np.empty(len(r)), np.empty(len(r))
+    for s0 in range(0, len(r), rows):
+        rr = np.asarray(r[s0:s0 + rows], dtype=np.float64)
+        ll = np.asarray(rel[s0:s0 + rows] if rel.ndim == 2 else np.broadcast_to(rel, rr.shape), dtype=np.float64)
+        raw_out[s0:s0 + rows], norm_out[s0:s0 + rows] = median_scores(rr, ll)
+    return raw_out, norm_out
+
+
 def _external_ceiling(ceiling, n_targets: int, note: str | None):
     """A per-target ceiling in r^2 units given by the dataset (e.g. NSD's ncsnr-based NC)."""
     values = np.asarray(ceiling, dtype=np.float64).reshape(-1)
@@ -130,6 +127,145 @@ def _split_halves(reps: int, n_splits: int, seed: int):
     rng = np.random.default_rng(seed)
     return [(np.sort(pm[: reps // 2]), np.sort(pm[reps // 2:]))
             for pm in (rng.permutation(reps) for _ in range(n_splits))]
+
+
+def _chunks(t: int, width: int):
+    for s0 in range(0, t, max(1, int(width))):
+        yield slice(s0, min(t, s0 + max(1, int(width))))
+
+
+_SCAN_BYTES = 64 * 2**20  # a block of responses read to find their largest magnitude
+
+
+class _Responses:
+    """The responses of a score, read a block of targets at a time.
+
+    `responses`: (presentations x repetitions x targets), NaN for a repetition a presentation
+    lacks, as an ndarray, an xarray DataArray, or any array-like sliced as `a[:, :, a:b]` (a
+    memory map, an HDF5 dataset) that is never read whole; or (presentations x targets) when one
+    response per presentation is enough (a given ceiling, or `test_repetitions`). Each block is
+    checked as `metrics.ceiling.as_repeated_array` checks a whole array.
+    """
+
+    def __init__(self, responses, test_repetitions, single: bool, n_ids: int, test_rows: np.ndarray | None = None):
+        from ..metrics.ceiling import as_repeated_array
+
+        self._check = as_repeated_array
+        self.min_reps = 1 if single else 2
+        self.meta: dict = {}
+        if hasattr(responses, "dims") and hasattr(responses, "transpose"):  # xarray: in memory already
+            responses, self.meta = as_repeated_array(responses, min_repetitions=self.min_reps, allow_missing=True)
+        shape = tuple(responses.shape) if hasattr(responses, "shape") else np.shape(responses)
+        if not hasattr(responses, "shape"):
+            responses = np.asarray(responses)
+        if single and len(shape) == 2:  # one response per presentation is enough
+            self.two_d = True
+        elif len(shape) != 3:
+            raise InvalidInputError(f"repeated data must be (presentations x repetitions x targets), got shape {shape}")
+        else:
+            self.two_d = False
+        self.data, self.test_repetitions = responses, test_repetitions
+        self.n, self.t = int(shape[0]), int(shape[-1])
+        if self.n != n_ids:
+            raise InvalidInputError(f"{self.n} presentations but {n_ids} ids")
+        self.reps = 1 if self.two_d else int(shape[1])
+        self.itemsize = int(getattr(responses, "dtype", np.dtype(np.float64)).itemsize)
+
+    factor = 1.0  # the exact power of two every block is multiplied by (`rescale_if_needed`)
+
+    def rescale_if_needed(self) -> float:
+        """One read pass: the exact power of two that brings responses of overflowing magnitude
+        into range (1.0: none), applied to every block read from then on."""
+        width = max(1, _SCAN_BYTES // max(1, self.n * self.reps * self.itemsize))
+        largest = 0.0
+        with np.errstate(all="ignore"):
+            for sl in _chunks(self.t, width):
+                largest = max(largest, _nan_max_abs(self.block(sl)))
+                if self.test_repetitions is not None:
+                    largest = max(largest, _nan_max_abs(self.test_block(sl, None, 1)))
+        self.factor = power_of_two_factor(largest)
+        return self.factor
+
+    def block(self, sl: slice) -> np.ndarray:
+        """(presentations x repetitions x c), checked."""
+        raw = np.asarray(self.data[:, sl] if self.two_d else self.data[:, :, sl])
+        if self.two_d:
+            raw = raw[:, None, :]
+        arr, _ = self._check(raw, min_repetitions=self.min_reps, allow_missing=True)
+        return arr * self.factor if self.factor != 1.0 else arr
+
+    def test_block(self, sl: slice, test_rows: np.ndarray, min_reps: int) -> np.ndarray:
+        """(test rows x repetitions x c): `test_repetitions`, or the test rows of the responses."""
+        if self.test_repetitions is None:
+            raw = self.block(sl)[test_rows]
+        else:
+            raw = np.asarray(self.test_repetitions[:, :, sl])
+        arr, _ = self._check(raw, min_repetitions=min_reps, allow_missing=True)
+        return arr * self.factor if self.factor != 1.0 and self.test_repetitions is not None else arr
+
+
+def _ceiling_pieces(block: np.ndarray, n_splits: int, seed: int):
+    """Split-half reliability of one block of targets, as `split_half_reliability` computes it
+    for the whole array (the halves depend only on the seed), without its per-call warning."""
+    from ..metrics.ceiling import split_half_reliability
+
+    quiet = logging.getLogger("neurobench.metrics.ceiling")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        est = split_half_reliability(block, n_splits=n_splits, seed=seed)
+    finally:
+        quiet.setLevel(level)
+    return est.reliability, est.half_r
+
+
+class _Plan:
+    """How a score fits its memory budget: what is held, what is spilled to disk, block widths.
+
+    Fixed, whatever the block width: the bootstrap matrices (resamples x targets, for r and the
+    resampled reliability), per-target tables, and the largest layer with its checks. The ridge
+    then gets the rest (`ridge_budget`). The responses' means and each fold's held-out
+    predictions are held in memory when they fit beside that, else spilled to files read a block
+    at a time. A budget below `minimum` (everything spilled, one target at a time) is refused with
+    MemoryBudgetError naming it (rounded up: that figure then works). The plan spends
+    `PLANNED_FRACTION` of the budget; the rest is headroom for what it does not count (Python
+    objects, result tables, allocator slack).
+    """
+
+    PLANNED_FRACTION = 0.8
+
+    def __init__(self, budget: int, n: int, t: int, n_test: int, reps: int, widths: dict[str, int], outer, inner,
+                 n_alphas: int, n_boot: int, split_half: bool, dtype: str, reduction: str | None, itemsize: int,
+                 response_reps: int | None = None):
+        from ..metrics.ridge import check_budget, ridge_min_bytes
+
+        boot_isz = isz = 8 if dtype == "float64" else 4
+        self.fixed = (boot_isz * n_boot * t * (2 if split_half else 1)  # bootstrap r (and reliability)
+                      + 8 * t * (16 + 4 * len(outer)))  # per-target tables, fold arrays
+        p = max(widths.values()) if widths else 1
+        x_extra = 2 * n * p + (8 * n * p if reduction in ("srp", "pca") else 0)  # finite checks; reduced copies
+        ridge_need = max(ridge_min_bytes(n, w, outer, inner, n_alphas, dtype, n_targets=t)
+                         for w in (widths.values() or [1]))
+        self.per_target = max(
+            8 * (6 * (n_boot + 1) + 6 * n_test) + 4 * (n + n_test),  # held-out r under every resample
+            n_test * reps * (itemsize + 8 + 2) + 8 * 8 * (n_boot + 1),  # a block of the ceiling
+            n * (response_reps or reps) * (itemsize + 8 + 2) + 12 * n)  # a block of the responses' means
+        need = self.fixed + max(ridge_need + x_extra, self.per_target + 8 * n * p)  # all spilled, one target
+        self.minimum = math.ceil(need / self.PLANNED_FRACTION)
+        check_budget(self.minimum, budget, f"this score ({n} stimuli, {t} targets, widest layer {p} units, "
+                                           f"{n_boot} bootstrap resamples)")
+        budget = math.floor(budget * self.PLANNED_FRACTION)  # >= need
+        y_bytes, pred_bytes = isz * n * t, isz * n_test * t
+        self.spill_y = need + y_bytes > budget
+        self.spill_preds = need + (0 if self.spill_y else y_bytes) + pred_bytes > budget
+        held = (0 if self.spill_y else y_bytes) + (0 if self.spill_preds else pred_bytes)
+        self.ridge_budget = budget - self.fixed - held
+        self.width = max(1, min(t, 4096, (self.ridge_budget - 8 * n * p) // self.per_target))
+
+    def record(self, budget: int) -> dict:
+        return {"budget_bytes": int(budget), "minimum_bytes": int(self.minimum), "responses": "spilled to disk"
+                if self.spill_y else "in memory", "predictions": "spilled to disk" if self.spill_preds else "in memory",
+                "target_block": int(self.width)}
 
 
 def score_encoding(
@@ -170,20 +306,23 @@ def score_encoding(
     `keep_layer_targets`: also return every layer's per-target frame (`result.layer_targets`).
     `alphas`: an absolute ridge grid; None: `relative_alphas` (default DEFAULT_RELATIVE_ALPHAS)
     times each layer's mean kernel eigenvalue per outer fold (`metrics.ridge.scaled_alphas`).
+
+    At dataset scale everything goes a block of targets at a time under `memory_budget` (bytes;
+    None: half the free memory): responses (and activations given as lazily-read arrays) are
+    read in blocks, the responses' means and the held-out predictions are spilled to disk when
+    they do not fit (`_Plan`), the ceiling, the ridge, the held-out r and the bootstrap are
+    computed block by block, and the targets are read and checked once for all layers. What the
+    plan chose is in `provenance["memory"]`. Responses of a magnitude that would overflow are
+    multiplied by an exact power of two first (`provenance["response_rescaling"]`).
     """
     check_same_ids(activation_ids, response_ids, "activations", "responses",
                    hint="extract activations for the benchmark's own stimulus set")
     check_activations(activations, activation_ids)
-    from ..metrics.ceiling import as_repeated_array
-
     dev = resolve_device(device)  # once: the ridge and the bootstrap both run on it
-
+    if memory_budget is not None:
+        bound_heap()  # freed buffers go back to the system, so the budget bounds resident memory
     single = ceiling is not None or test_repetitions is not None
-    if test_repetitions is not None and np.ndim(responses) == 2:
-        responses = np.asarray(responses)[:, None, :]
-    data, _ = as_repeated_array(responses, min_repetitions=1 if single else 2, allow_missing=True)
-    if data.shape[0] != len(response_ids):
-        raise InvalidInputError(f"{data.shape[0]} presentations but {len(response_ids)} ids")
+    src = _Responses(responses, test_repetitions, single, len(response_ids))
     groups = np.asarray([str(i) for i in response_ids])
     if isinstance(splits, Splits):
         outer = splits.aligned_to(groups, "the responses")  # by stimulus id, never by position
@@ -191,70 +330,104 @@ def score_encoding(
         outer = kfold_splits(len(groups), int(splits), groups=groups, seed=seed)
     test_rows = np.unique(np.concatenate([np.asarray(te) for _tr, te in outer.folds]))
     test_folds = [np.searchsorted(test_rows, np.asarray(te)) for _tr, te in outer.folds]
-    test_data = data[test_rows]
+    n_test, n_targets = len(test_rows), src.t
     if test_repetitions is not None:
-        test_data, _ = as_repeated_array(test_repetitions, min_repetitions=1 if ceiling is not None else 2,
-                                         allow_missing=True)
-        if test_data.shape[0] != len(test_rows) or test_data.shape[2] != data.shape[2]:
-            raise InvalidInputError(f"test_repetitions has shape {test_data.shape}; expected ({len(test_rows)} test "
-                                    f"rows, repetitions, {data.shape[2]} targets)")
-    y_factor = _safe_factor(data, test_data if test_repetitions is not None else None)
-    if y_factor != 1.0:  # exact; r, ceilings and normalised scores do not depend on it
-        data, test_data = data * y_factor, test_data * y_factor
-    with np.errstate(all="ignore"):
-        Y = np.nanmean(data, axis=1)
-        if test_repetitions is not None:  # the test rows' responses are their repetitions' mean
-            Y[test_rows] = np.nanmean(test_data, axis=1)
-    n_test, reps, n_targets = test_data.shape
+        shape = tuple(np.shape(test_repetitions)) if not hasattr(test_repetitions, "shape") else \
+            tuple(test_repetitions.shape)
+        if len(shape) != 3 or shape[0] != n_test or shape[2] != n_targets:
+            raise InvalidInputError(f"test_repetitions has shape {shape}; expected ({n_test} test "
+                                    f"rows, repetitions, {n_targets} targets)")
+        reps = int(shape[1])
+    else:
+        reps = src.reps
+    y_factor = src.rescale_if_needed()  # exact; r, ceilings and normalised scores do not depend on it
+    inner_per_fold = inner_folds(inner_cv, outer, groups, seed)
+    widths = {name: int(np.shape(a)[1]) if not hasattr(a, "shape") else int(a.shape[1])
+              for name, a in activations.items()}
+    n_alphas = len(alphas if alphas is not None else
+                   relative_alphas if relative_alphas is not None else DEFAULT_RELATIVE_ALPHAS)
+    budget = int(memory_budget) if memory_budget is not None else int(0.5 * available_memory_bytes(dev))
+    plan = _Plan(budget, src.n, n_targets, n_test, reps, widths, outer, inner_per_fold, n_alphas,
+                 n_bootstrap, ceiling is None, dtype, reduction, src.itemsize, src.reps)
+    weights = torch.as_tensor(bootstrap_counts(n_test, n_bootstrap, seed) / n_test, dtype=torch.float64,
+                              device=dev)  # as frequencies (r is the same up to rounding)
+    boot_dtype = np.float64 if dtype == "float64" else np.float32
+
+    # ---- one pass over the responses: means, ceiling, resampled ceiling (shared by every layer)
+    means = ColumnStore(src.n, n_targets, spill=plan.spill_y, dtype=boot_dtype)
     if ceiling is not None:
         rel0, ceiling_median, n_unusable, ceiling_record = _external_ceiling(ceiling, n_targets, ceiling_note)
-        halves = None
+        halves, rel_boot = None, None
     else:
-        if np.isnan(test_data).any():
-            raise InvalidInputError("test presentations lack some repetitions (NaN): a split-half ceiling needs "
-                                    "complete repetitions on the test stimuli; give the dataset's ceiling instead")
-        est = split_half_reliability(test_data, n_splits=n_ceiling_splits, seed=seed)
-        rel0, ceiling_median, n_unusable, ceiling_record = est.reliability, est.median, est.n_unusable, est.to_record()
         halves = _split_halves(reps, n_ceiling_splits, seed)  # the same halves as the point estimate
-
-    def fit(name):  # one layer at a time: only one layer's out-of-fold predictions are ever held
-        return ridge_cv_multi({name: activations[name]}, Y, outer, alphas, relative_alphas=relative_alphas,
-                              inner_cv=inner_cv, groups=groups,
-                              seed=seed, device=dev, dtype=dtype, memory_budget=memory_budget,
-                              reduction=reduction, return_predictions=True)[name]
+        rel0, half_r = np.empty(n_targets), np.empty(n_targets)
+        rel_boot = np.empty((n_bootstrap, n_targets), dtype=boot_dtype)
+    for sl in _chunks(n_targets, plan.width):
+        block = src.block(sl)
+        with np.errstate(all="ignore"):
+            y = np.nanmean(block, axis=1)
+        test_block = None
+        if test_repetitions is not None or halves is not None:
+            test_block = src.test_block(sl, test_rows, 1 if ceiling is not None else 2)
+            if test_repetitions is not None:  # the test rows' responses are their repetitions' mean
+                with np.errstate(all="ignore"):
+                    y[test_rows] = np.nanmean(test_block, axis=1)
+        means.write(sl, y)
+        del block, y
+        if halves is not None:
+            if np.isnan(test_block).any():
+                raise InvalidInputError("test presentations lack some repetitions (NaN): a split-half ceiling "
+                                        "needs complete repetitions on the test stimuli; give the dataset's ceiling "
+                                        "instead")
+            rel0[sl], half_r[sl] = _ceiling_pieces(test_block, n_ceiling_splits, seed)
+            if n_bootstrap:
+                tb = torch.as_tensor(test_block, dtype=torch.float64, device=dev)
+                rel_boot[:, sl] = _bootstrap_reliability(tb, halves, weights[1:]).cpu().numpy()
+                del tb
+    if halves is not None:
+        est = Ceiling(rel0, half_r, n_ceiling_splits, seed, reps, src.meta)
+        if est.n_unusable:
+            log.warning("%d of %d targets have an unusable ceiling (reliability <= 0 or NaN)", est.n_unusable,
+                        n_targets)
+        ceiling_median, n_unusable, ceiling_record = est.median, est.n_unusable, est.to_record()
+    targets = Targets(means, "responses")  # checked once, for every layer
 
     what = (ceiling_note or "ceiling given by the dataset") if halves is None else (
         "split-half Spearman-Brown reliability per target")
-    weights = bootstrap_counts(n_test, n_bootstrap, seed) / n_test  # as frequencies (r is the same up to rounding)
-    rows, norm, pooled, boot, frames = [], {}, {}, {}, {}
-    records, notes = {}, []
-    for name in activations:
-        res = fit(name)
-        records[name] = (res.splits, res.record)
-        r_w, rel_w = _held_out_scores(res.predictions[test_rows], test_data, test_folds, halves, weights,
-                                      dev, fixed_ceiling=rel0 if halves is None else None)
-        r = r_w[0]
-        pooled[name] = r
-        ns = normalize_scores(r, rel0)
-        norm[name] = ns
-        frames[name] = pd.DataFrame({"r": r, "r_fold_mean": res.r, "normalized": ns.per_target, "reliability": rel0,
-                                     "usable": ns.usable, "alpha": np.median(res.alphas, axis=0)})
-        usable_r = r[ns.usable]
-        raw = float(np.median(usable_r)) if usable_r.size else float("nan")
-        lo = hi = nlo = nhi = float("nan")
-        edges, note = alpha_edge_note(name, res)
-        if note:
-            notes.append(note)
-        if n_bootstrap > 0 and usable_r.size:  # a score that is not defined has no interval
-            braw, bnorm = median_scores(r_w[1:], rel_w[1:])
-            boot[name] = {"raw": braw, "normalized": bnorm}
-            lo, hi = np.nanpercentile(braw, [2.5, 97.5])
-            nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
-        rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
-                     "ceiling": ceiling_median, "normalized": ns.score,
-                     "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
-                     "cv_score": _cv_score(res.cv_scores), "n_targets": int(r.size),
-                     "n_used": int(ns.usable.sum()), "n_constant": res.n_constant, **edges})
+    rows, norm, boot, frames, records, notes = [], {}, {}, {}, {}, []
+    folds_dev = [torch.as_tensor(f, device=dev) for f in test_folds]
+    try:
+        for name in activations:
+            r, r_boot, res = _score_layer(name, activations[name], targets, outer, inner_per_fold, groups, test_rows,
+                                          test_folds, folds_dev, weights, plan, alphas=alphas,
+                                          relative_alphas=relative_alphas, seed=seed, dev=dev, dtype=dtype,
+                                          reduction=reduction, boot_dtype=boot_dtype)
+            records[name] = (res.splits, res.record)
+            ns = normalize_scores(r, rel0)
+            norm[name] = ns
+            frames[name] = pd.DataFrame({"r": r, "r_fold_mean": res.r, "normalized": ns.per_target,
+                                         "reliability": rel0, "usable": ns.usable,
+                                         "alpha": np.median(res.alphas, axis=0)})
+            usable_r = r[ns.usable]
+            raw = float(np.median(usable_r)) if usable_r.size else float("nan")
+            lo = hi = nlo = nhi = float("nan")
+            edges, note = alpha_edge_note(name, res)
+            if note:
+                notes.append(note)
+            if n_bootstrap > 0 and usable_r.size:  # a score that is not defined has no interval
+                braw, bnorm = _medians(r_boot, rel_boot if rel_boot is not None else rel0)
+                boot[name] = {"raw": braw, "normalized": bnorm}
+                lo, hi = np.nanpercentile(braw, [2.5, 97.5])
+                nlo, nhi = np.nanpercentile(bnorm, [2.5, 97.5])
+            del r_boot
+            trim_heap()
+            rows.append({"layer": name, "raw": raw, "ci_low": float(lo), "ci_high": float(hi),
+                         "ceiling": ceiling_median, "normalized": ns.score,
+                         "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
+                         "cv_score": _cv_score(res.cv_scores), "n_targets": int(r.size),
+                         "n_used": int(ns.usable.sum()), "n_constant": res.n_constant, **edges})
+    finally:
+        means.close()
     table = pd.DataFrame(rows)
     _check_scorable(table, norm, activations, n_targets, n_unusable, what)
     best = str(table.loc[table["cv_score"].idxmax(), "layer"])
@@ -270,24 +443,17 @@ def score_encoding(
         metric="ridge-encoding", normalization=EXPLAINABLE_VARIANCE_FRACTION,
         interval=STIMULI if n_bootstrap > 0 else NO_INTERVAL, notes=notes,
         per_target=frames[best],
-        provenance={"splits": records[best][0].to_record() if len(Y) <= 5000 else
+        provenance={"splits": records[best][0].to_record() if src.n <= 5000 else
                     {"kind": records[best][0].kind, "seed": records[best][0].seed},
                     "ridge": records[best][1], "ceiling": ceiling_record,
                     "alpha_grids": {name: rec["alpha_grid"]["absolute_per_fold"] for name, (_s, rec) in records.items()},
                     "normalized_ci": [float(b["normalized_ci_low"]), float(b["normalized_ci_high"])],
-                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test),
+                    "n_bootstrap": n_bootstrap, "n_test_stimuli": int(n_test), "memory": plan.record(budget),
                     **({"response_rescaling": f"responses multiplied by 2^{int(np.log2(y_factor))} (exact) against "
                                               "overflow; cv_score is in these units"} if y_factor != 1.0 else {})},
         bootstrap=boot or None,
         layer_targets=frames if keep_layer_targets else None,
     )
-
-
-def _safe_factor(data: np.ndarray, extra: np.ndarray | None) -> float:
-    """The exact power of two that brings responses of overflowing magnitude into range (1.0: none)."""
-    with np.errstate(all="ignore"):
-        largest = max(_nan_max_abs(data), _nan_max_abs(extra) if extra is not None else 0.0)
-    return power_of_two_factor(largest)
 
 
 def _nan_max_abs(a: np.ndarray) -> float:
@@ -318,6 +484,39 @@ def _check_scorable(table: pd.DataFrame, norm: dict, activations, n_targets: int
     else:
         why = "no target has both a usable ceiling and a defined held-out correlation in any layer"
     raise InvalidInputError(f"nothing to score: {why}")
+def _score_layer(name, acts, targets, outer, inner_per_fold, groups, test_rows, test_folds, folds_dev, weights,
+                 plan: _Plan, *, alphas, relative_alphas, seed, dev, dtype, reduction, boot_dtype):
+    """One layer: nested-CV ridge (held-out predictions kept per fold, in memory or spilled), then
+    the held-out r of every target under every bootstrap resample, a block of targets at a time.
+    Returns (r (t,) float64, bootstrap r (B, t), the ridge's EncodingResult)."""
+    t = targets.t
+    preds = [ColumnStore(len(te), t, spill=plan.spill_preds, dtype=boot_dtype) for _tr, te in outer.folds]
+
+    def keep(k, _te, sl, pred):
+        preds[k].write(sl, pred.cpu().numpy())
+
+    try:
+        x = np.asarray(acts)  # one layer at a time (a lazily-read layer is read here)
+        res = ridge_cv_multi({name: x}, targets, outer, alphas, relative_alphas=relative_alphas,
+                             inner_cv=inner_per_fold, groups=groups, seed=seed, device=dev, dtype=dtype, memory_budget=plan.ridge_budget, reduction=reduction,
+                             on_predictions=keep)[name]
+        del x
+        r = np.empty(t)
+        r_boot = np.empty((weights.shape[0] - 1, t), dtype=boot_dtype)
+        for sl in _chunks(t, plan.width):
+            p = torch.empty(len(test_rows), sl.stop - sl.start, dtype=torch.float64, device=dev)
+            for k, pos in enumerate(test_folds):
+                p[torch.as_tensor(pos, device=dev)] = torch.as_tensor(preds[k].read(sl), device=dev,
+                                                                       dtype=torch.float64)
+            y = targets.block(sl)[torch.as_tensor(test_rows)].to(device=dev, dtype=torch.float64)
+            r_w = weighted_pearson_columns(weights, p, y, groups=folds_dev)
+            r[sl] = r_w[0].cpu().numpy()
+            r_boot[:, sl] = r_w[1:].cpu().numpy()
+            del p, y, r_w
+    finally:
+        for store in preds:
+            store.close()
+    return r, r_boot, res
 
 
 def _splits(value):

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ import torch
 
 from ..devices import available_memory_bytes, resolve_device, resolve_dtype
 from ..errors import InvalidInputError, MemoryBudgetError
+from ..memory import format_size_up
 from .correlation import pearson_columns
 from .scaling import rescaled
 from .splits import Splits, kfold_splits
@@ -280,9 +281,9 @@ class _Operator:
         self.n_eval = P.shape[0]
         n_tr, r = dec.Q.shape
         D = _weights_diag(dec, alphas)  # (A, r)
-        flops_direct = A * self.n_eval * n_tr * (r + n_targets)
-        flops_project = r * n_targets * (n_tr + A * self.n_eval)
-        self.direct = flops_direct <= flops_project
+        p = dec.V.shape[0] if dec.V is not None else dec.x_mean.shape[0]
+        # decided on min(n_train, p), not the rank kept, so that it is the form the memory plan counts
+        self.direct = _operator_direct(A, self.n_eval, n_tr, min(n_tr, p), n_targets)
         PD = (P[None, :, :] * D[:, None, :]).reshape(A * self.n_eval, r)
         self.L = PD @ dec.Q.T if self.direct else PD  # (A*n_eval, n_tr or r)
         self.inner = self.L.shape[1]
@@ -337,26 +338,24 @@ def _itemsize(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def _plan_chunk(n_targets: int, fixed: int, per_target: int, budget: int, what: str) -> int:
-    need = fixed + per_target
-    if budget < need:
-        raise MemoryBudgetError(
-            f"memory budget of {budget / 2**20:.1f} MiB is too small for {what}: at least "
-            f"{need / 2**20:.1f} MiB ({need} bytes) are needed for one target; raise "
-            "--memory-budget, reduce features (reduction='srp'/'pca') or use fewer alphas"
-        )
-    return int(max(1, min(n_targets, _MAX_CHUNK, (budget - fixed) // per_target)))
+def _operator_direct(n_alphas: int, n_eval: int, n_tr: int, r: int, n_targets: int) -> bool:
+    """Whether `_Operator` stacks the full (alphas * n_eval) x n_train operator (else it projects the
+    targets first and stacks (alphas * n_eval) x rank): whichever costs fewer flops."""
+    return n_alphas * n_eval * n_tr * (r + n_targets) <= r * n_targets * (n_tr + n_alphas * n_eval)
 
 
-def _memory_plan(n: int, p: int, n_outer: int, n_tr: int, n_eval: int, n_alphas: int,
-                 n_targets: int, isz: int, budget: int, weights: bool) -> int:
-    """Chunk size (targets) whose working set fits in `budget` bytes."""
+def _stage_cost(n: int, p: int, n_outer: int, n_tr: int, n_eval: int, n_alphas: int, isz: int,
+                weights: bool, heldout: bool = False, n_targets: int = 1) -> tuple[int, int]:
+    """(fixed, per-target) bytes of one fit stage: an inner fold, or the refit on the outer
+    training rows (`heldout`: it also scores the evaluation rows, in float64)."""
     m = min(n_tr, p)
+    direct = _operator_direct(n_alphas, n_eval, n_tr, m, n_targets)
     fixed = isz * (
         n * p  # X on device
         + (n_outer * min(n, 2 * n_outer) if n_outer <= p else 0)  # shared kernel
-        + n_tr * p + 3 * m * m + p * m + n_tr * m  # centred X, Gram + eigh work, F, Q
-        + n_eval * m + 2 * n_alphas * n_eval * max(n_tr, m)  # P, stacked operator (+ build)
+        + 2 * n_tr * p + 3 * m * m + p * m + n_tr * m  # training rows and centred copy, Gram + eigh work, F, Q
+        + 2 * n_eval * p + n_eval * m  # evaluation rows, P
+        + n_alphas * n_eval * (m + (n_tr if direct else 0))  # the stacked operator (and its build)
     )
     per_target = isz * (
         2 * n + 2 * n_tr + n_eval  # Y chunk (host->device copy), centred train, val
@@ -364,7 +363,99 @@ def _memory_plan(n: int, p: int, n_outer: int, n_tr: int, n_eval: int, n_alphas:
         + 4 * n_alphas  # scores
         + (p + m if weights else 0)
     ) + 8 * (n_alphas + 8)  # host-side float64 accumulators and outputs
+    if heldout:
+        per_target += 8 * 6 * n_eval  # prediction, response and the Pearson / R^2 temporaries (float64)
+    return fixed, per_target
+
+
+def _plan_chunk(n_targets: int, fixed: int, per_target: int, budget: int, what: str) -> int:
+    check_budget(fixed + per_target, budget, what)
+    return int(max(1, min(n_targets, _MAX_CHUNK, (budget - fixed) // per_target)))
+
+
+def check_budget(need: int, budget: int, what: str) -> None:
+    """MemoryBudgetError naming the smallest budget (`need`, rounded up) when `budget` is below it."""
+    if budget < need:
+        raise MemoryBudgetError(
+            f"memory budget of {budget / 1e6:.1f} MB is too small for {what}: at least "
+            f"{format_size_up(need)} ({need} bytes) are needed for one target; raise --memory-budget, or shrink the "
+            "features (--readout project=N or pool=..., --reduction srp/pca) or use fewer alphas"
+        )
+
+
+def _memory_plan(n: int, p: int, n_outer: int, n_tr: int, n_eval: int, n_alphas: int,
+                 n_targets: int, isz: int, budget: int, weights: bool, heldout: bool = False) -> int:
+    """Chunk size (targets) whose working set fits in `budget` bytes."""
+    fixed, per_target = _stage_cost(n, p, n_outer, n_tr, n_eval, n_alphas, isz, weights, heldout, n_targets)
     return _plan_chunk(n_targets, fixed, per_target, budget, f"n={n}, p={p}, {n_alphas} alphas")
+
+
+def ridge_min_bytes(n: int, p: int, outer: Splits, inner_per_fold: list, n_alphas: int,
+                    dtype: str | torch.dtype = "float32", weights: bool = False, n_targets: int = 1) -> int:
+    """The smallest memory budget (bytes) with which every stage of `ridge_cv_multi` on one
+    (n x p) layer fits one target at a time: the largest need over all inner folds and refits."""
+    isz = _itemsize(resolve_dtype(dtype))
+    need = 0
+    for k, (tr, te) in enumerate(outer):
+        for a, b in inner_per_fold[k]:
+            need = max(need, sum(_stage_cost(n, p, len(tr), len(a), len(b), n_alphas, isz, False,
+                                             n_targets=n_targets)))
+        need = max(need, sum(_stage_cost(n, p, len(tr), len(tr), max(len(te), 1), n_alphas, isz, weights,
+                                         heldout=True, n_targets=n_targets)))
+    return need
+
+
+class Targets:
+    """Targets (stimuli x targets) read one block of columns at a time, checked once.
+
+    `source` is anything sliced as `source[:, a:b]`: a numpy array or host tensor, a memory map,
+    an HDF5 dataset, a `LayerArray`, a spill file. Construction checks every value once, block
+    by block (NaN/inf raise `InvalidInputError` naming row and column) and finds the constant
+    targets, so several layers are scored against the same targets without checking them again.
+    """
+
+    def __init__(self, source: Any, name: str = "targets Y", block_bytes: int = 64 * 2**20):
+        if isinstance(source, Targets):
+            source = source.source
+        if isinstance(source, (list, tuple)) or (not hasattr(source, "shape")):
+            source = np.asarray(source)
+        if len(source.shape) == 1:
+            source = _as_host_tensor(source, name)
+        if len(source.shape) != 2:
+            raise InvalidInputError(f"{name} must be 2-D (stimuli x columns), got shape {tuple(source.shape)}")
+        self.source, self.name = source, name
+        self.n, self.t = int(source.shape[0]), int(source.shape[1])
+        self.width = max(1, min(self.t, block_bytes // max(1, 8 * self.n)))
+        constant = np.empty(self.t, dtype=bool)
+        for sl in _chunks(self.t, self.width):
+            b = self.block(sl, check=True)
+            constant[sl] = (b.max(0).values == b.min(0).values).numpy() if self.n else True
+        self.constant = constant
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, self.t
+
+    def block(self, sl: slice, check: bool = False) -> torch.Tensor:
+        """Host tensor (n x c) of the columns in `sl` (a view where the source allows)."""
+        raw = self.source[:, sl]
+        t = raw if isinstance(raw, torch.Tensor) else torch.as_tensor(np.asarray(raw))
+        if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8, torch.int8)):
+            raise InvalidInputError(f"{self.name} must be numeric, got dtype {t.dtype}")
+        if check:
+            try:
+                _check_finite(t, self.name)
+            except InvalidInputError:
+                bad = ~torch.isfinite(t)
+                rows, cols = torch.nonzero(bad, as_tuple=True)
+                raise InvalidInputError(
+                    f"{self.name} contains NaN/inf values (first at stimulus row {int(rows[0])}, column "
+                    f"{int(cols[0]) + sl.start}); remove or impute them before scoring") from None
+        return t
+
+    def full(self) -> torch.Tensor:
+        """All targets as one host tensor (a view for a resident source)."""
+        return self.block(slice(0, self.t))
 
 
 # --------------------------------------------------------------------------- core engine
@@ -385,12 +476,18 @@ def _chunks(t: int, size: int):
 
 
 def _fit_select(
-    X: torch.Tensor, Y: torch.Tensor, train: np.ndarray, inner: list[tuple[np.ndarray, np.ndarray]],
+    X: torch.Tensor, Y: Targets, train: np.ndarray, inner: list[tuple[np.ndarray, np.ndarray]],
     eval_idx: np.ndarray | None, grid: AlphaGrid, *, scoring: str, fit_intercept: bool,
-    want_weights: bool, budget: int, dtype: torch.dtype, device: torch.device,
+    want_weights: bool, budget: int, dtype: torch.dtype, device: torch.device, on_eval=None,
 ) -> _FitOut:
     """Choose alpha per target by inner CV on `train`, refit on `train`, predict `eval_idx`.
-    A relative grid is scaled once, by the kernel of all of `train` (inner folds and refit share it)."""
+
+    A relative grid is scaled once, by the kernel of all of `train` (inner folds and refit share
+    it). Targets are read a block of columns at a time (`Y.block`) in every stage; each stage's
+    decomposition is computed once and shared by all blocks. With `on_eval`, each block's
+    predictions at `eval_idx` go to `on_eval(columns, predictions, responses)` (device tensors)
+    instead of being collected.
+    """
     t = Y.shape[1]
     n, p = X.shape
     isz = _itemsize(dtype)
@@ -409,7 +506,7 @@ def _fit_select(
         tr_d = torch.as_tensor(tr, device=device)
         va_d = torch.as_tensor(va, device=device)
         for sl in _chunks(t, chunk):
-            Yc = Y[:, sl].to(device=device, dtype=dtype)
+            Yc = Y.block(sl).to(device=device, dtype=dtype)
             ytr, yv = Yc[tr_d], Yc[va_d]
             if fit_intercept:
                 mu = ytr.mean(0)
@@ -424,22 +521,26 @@ def _fit_select(
     cv_score = mean_score.gather(0, best[None])[0].numpy()
 
     chunk = _memory_plan(n, p, len(train), len(train), max(n_eval, 1), n_a, t, isz, budget,
-                         want_weights)
+                         want_weights, heldout=on_eval is not None)
     dec = _decompose(X, train, eval_idx, fit_intercept, kernel, want_weights)
     del kernel
     op = _Operator(dec, a_dev, t) if n_eval else None
     F = dec.F() if want_weights else None
     tr_d = torch.as_tensor(train, device=device)
-    pred_out = np.empty((n_eval, t), dtype=np.float64) if n_eval else None
+    pred_out = np.empty((n_eval, t), dtype=np.float64) if n_eval and on_eval is None else None
     coef = np.empty((p, t), dtype=np.float64) if want_weights else None
     intercept = np.empty(t, dtype=np.float64) if want_weights else None
+    ev_h = torch.as_tensor(eval_idx) if n_eval else None
     for sl in _chunks(t, chunk):
-        Yc = Y[:, sl].to(device=device, dtype=dtype)
+        raw = Y.block(sl)
+        Yc = raw.to(device=device, dtype=dtype)
         ytr = Yc[tr_d]
         mu = ytr.mean(0) if fit_intercept else torch.zeros_like(ytr[0])
         ytr -= mu
         b = best[sl].to(device)
-        if op is not None:
+        if op is not None and on_eval is not None:  # responses in their own precision, for exact scores
+            on_eval(sl, op.per_target(ytr, b) + mu, raw[ev_h].to(device))
+        elif op is not None:
             pred_out[:, sl] = (op.per_target(ytr, b) + mu).to("cpu", torch.float64).numpy()
         if want_weights:
             W = _weights(dec, F, ytr, b, a_dev)
@@ -512,11 +613,11 @@ class RidgeCV:
         _check_scoring(self.scoring)
         dev, dt, budget = _setup(self.device, self.dtype, self.memory_budget)
         grid = AlphaGrid.make(self.alphas, self.relative_alphas)
-        Xh, Yh = _as_host_tensor(X, "features X"), _as_host_tensor(Y, "targets Y")
+        Xh, Yh = _as_host_tensor(X, "features X"), Targets(Y, "targets Y")
         self._ravel = np.ndim(Y) == 1
-        if Xh.shape[0] != Yh.shape[0]:
+        if Xh.shape[0] != Yh.n:
             raise InvalidInputError(
-                f"X has {Xh.shape[0]} stimuli but Y has {Yh.shape[0]}; they must match row by row"
+                f"X has {Xh.shape[0]} stimuli but Y has {Yh.n}; they must match row by row"
             )
         n = Xh.shape[0]
         folds = _as_folds(self.cv, n, groups, self.seed, "RidgeCV cv")
@@ -655,6 +756,7 @@ def ridge_cv_multi(
     return_weights: bool = False,
     reduction: str | None = None,
     reduction_kwargs: Mapping[str, Any] | None = None,
+    on_predictions: Callable[[int, np.ndarray, slice, torch.Tensor], None] | None = None,
 ) -> dict[str, EncodingResult]:
     """Score several feature matrices (layers) against the same targets with nested CV.
 
@@ -678,7 +780,7 @@ def ridge_cv_multi(
         raise InvalidInputError("features must be a non-empty mapping of layer name -> (n x p) array")
     dev, dt, budget = _setup(device, dtype, memory_budget)
     grid = AlphaGrid.make(alphas, relative_alphas)
-    Yh = _as_host_tensor(Y, "targets Y")
+    Yh = Y if isinstance(Y, Targets) else Targets(Y, "targets Y")
     n, t = Yh.shape
     groups_np = None if groups is None else np.asarray(groups)
     if groups_np is not None and len(groups_np) != n:
@@ -693,12 +795,12 @@ def ridge_cv_multi(
     if outer.n_samples != n:
         raise InvalidInputError(f"splits are for {outer.n_samples} rows, Y has {n}")
 
-    constant = (Yh.max(0).values == Yh.min(0).values).numpy()  # exact in any dtype: no float64 copy of Y
+    constant = Yh.constant  # exact in any dtype: no float64 copy of Y
     if constant.any():
         log.warning("%d of %d targets are constant over all stimuli; their r is NaN",
                     int(constant.sum()), t)
 
-    inner_per_fold = _inner_for_each(inner_cv, outer, groups_np, seed)
+    inner_per_fold = inner_folds(inner_cv, outer, groups_np, seed)
     results: dict[str, EncodingResult] = {}
     for name, X in features.items():
         Xh = _as_host_tensor(X, f"features[{name!r}]")
@@ -708,12 +810,16 @@ def ridge_cv_multi(
             )
         if Xh.shape[1] == 0:
             raise InvalidInputError(f"features[{name!r}] has no columns (width 0); give at least one feature")
+        if reduction in (None, "none"):  # the largest stage's need, so the figure named then works
+            need = ridge_min_bytes(n, Xh.shape[1], outer, inner_per_fold, len(grid.values), dt, return_weights, t)
+            check_budget(need, budget, f"layer {name!r} (n={n}, p={Xh.shape[1]}, {len(grid.values)} alphas)")
         Xh, factor = rescaled(Xh)  # magnitudes that would overflow/underflow: exact power-of-two rescaling
         x_for_fold, red_records = _reducer(Xh, reduction, dict(reduction_kwargs or {}), dev, dt)
         results[name] = _encode_one(
             x_for_fold, Yh, outer, inner_per_fold, grid, constant, scoring=scoring,
             fit_intercept=fit_intercept, budget=budget, dtype=dt, device=dev,
-            return_predictions=return_predictions, return_weights=return_weights, x_factor=factor)
+            return_predictions=return_predictions, return_weights=return_weights, x_factor=factor,
+            on_predictions=on_predictions)
         results[name].record.update(layer=name, n_features=int(Xh.shape[1]),
                                     reduction=red_records)
         if factor != 1.0:
@@ -744,7 +850,7 @@ def _reducer(Xh: torch.Tensor, reduction: str | None, kwargs: dict, dev, dt):
     raise InvalidInputError(f"reduction must be None, 'srp' or 'pca', got {reduction!r}")
 
 
-def _inner_for_each(inner_cv, outer: Splits, groups, seed) -> list[list]:
+def inner_folds(inner_cv, outer: Splits, groups, seed) -> list[list]:
     """Inner folds (relative to each outer training set) for every outer fold."""
     per_fold = []
     for k, (tr, _te) in enumerate(outer):
@@ -760,11 +866,12 @@ def _inner_for_each(inner_cv, outer: Splits, groups, seed) -> list[list]:
     return per_fold
 
 
-def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, grid: AlphaGrid, constant, *, scoring, fit_intercept,
-                budget, dtype, device, return_predictions, return_weights, x_factor: float = 1.0) -> EncodingResult:
+def _encode_one(x_for_fold, Yh: Targets, outer: Splits, inner_per_fold, grid: AlphaGrid, constant, *, scoring,
+                fit_intercept, budget, dtype, device, return_predictions, return_weights, x_factor: float = 1.0,
+                on_predictions=None) -> EncodingResult:
     """Nested CV of one layer. `x_factor`: the power of two the features were multiplied by
     (absolute alphas are scaled by its square and weights back by it; alphas and eigenvalues are
-    reported in the original units)."""
+    reported in the original units). Held-out scores are computed a block of targets at a time."""
     n, t = Yh.shape
     n_out = len(outer)
     r_f = np.full((n_out, t), np.nan)
@@ -779,13 +886,19 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, grid: AlphaGrid, 
     weights, intercepts, infos = ([] if return_weights else None), ([] if return_weights else None), []
     for k, (tr, te) in enumerate(outer):
         inner = [(tr[a], tr[b]) for a, b in inner_per_fold[k]]
+
+        def on_eval(sl, pred, y, k=k, te=te):  # held-out r and R^2 of one block of targets (float64)
+            p64, y64 = pred.to(torch.float64), y.to(torch.float64)
+            r_f[k, sl] = pearson_columns(p64, y64).cpu().numpy()
+            r2_f[k, sl] = r2_score(p64, y64).cpu().numpy()
+            if preds is not None:
+                preds[te, sl] = pred.cpu().numpy()
+            if on_predictions is not None:
+                on_predictions(k, te, sl, pred)
+
         out = _fit_select(x_for_fold(tr), Yh, tr, inner, te, grid.for_features_scaled_by(x_factor), scoring=scoring,
                           fit_intercept=fit_intercept, want_weights=return_weights,
-                          budget=budget, dtype=dtype, device=device)
-        yte = Yh[te].to(torch.float64)
-        p = torch.from_numpy(out.pred)
-        r_f[k] = pearson_columns(p, yte).numpy()
-        r2_f[k] = r2_score(p, yte).numpy()
+                          budget=budget, dtype=dtype, device=device, on_eval=on_eval)
         unit = x_factor ** 2  # back to the original units of the features
         chosen[k] = out.alphas[out.best] / unit
         index[k] = out.best
@@ -793,8 +906,6 @@ def _encode_one(x_for_fold, Yh, outer: Splits, inner_per_fold, grid: AlphaGrid, 
         eig[k] = np.asarray(out.info["eigenvalue_range"]) / unit
         cvs[k] = out.cv_score
         infos.append(out.info)
-        if return_predictions:
-            preds[te] = out.pred
         if return_weights:
             weights.append(out.coef * x_factor)
             intercepts.append(out.intercept)

@@ -65,6 +65,21 @@ class ShuffledPositions(Adapter):
         return self
 
     @property
+    def precision(self) -> str:
+        return self.inner.precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self.inner.precision = value
+
+    def with_precision(self, precision: str = "float32") -> ShuffledPositions:
+        self.inner.with_precision(precision)
+        return self
+
+    def extraction_key(self, stimuli) -> str:
+        return self.inner.extraction_key(stimuli)
+
+    @property
     def control(self) -> str:
         return f"shuffled-positions-seed{self.seed}"
 

@@ -22,13 +22,13 @@ import logging
 import re
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from ..data.stimuli import StimulusSet
-from ..errors import ExtractionError, InvalidInputError, MemoryBudgetError, StimulusError
+from ..errors import ExtractionError, InvalidInputError, LayerNotReachedError, StimulusError
 from ..progress import progress_bar
-from .adapter import Adapter, activation_budget
+from .adapter import Adapter
+from .extract import check_rows, model_errors, to_host
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,14 @@ class TextAdapter(Adapter):
         return new_ids, new_keep
 
     # extraction -----------------------------------------------------------------------------
-    def _extract(self, stimuli, layers, batch_size, device):
+    def _extract_into(self, stimuli, layers, batch_size, device, sinks, memory_budget=None, workers=0):
+        if self.readout is not None and self.readout.needs_fit:
+            raise InvalidInputError(f"{self.identifier}: a PCA read-out is for image models; pool or project "
+                                    "language-model layers (--readout project=N)")
         tokens = self.tokenize(stimuli)
         pad = getattr(self.tokenizer, "pad_token_id", None)
         pad = 0 if pad is None else int(pad)
         self._device_module().to(device).eval()
-        out: dict[str, np.ndarray] = {}
-        budget = activation_budget()
         with progress_bar(len(stimuli), f"{self.display_name}: activations") as bar:
             for start in range(0, len(tokens), batch_size):
                 chunk = tokens[start:start + batch_size]
@@ -171,30 +172,18 @@ class TextAdapter(Adapter):
                     input_ids[row, :len(ids)] = torch.tensor(ids)
                     attention[row, :len(ids)] = 1
                     pool[row, :len(ids)] = torch.tensor(keep)
-                try:
-                    with torch.inference_mode():
-                        hidden = self._hidden(input_ids.to(device), attention.to(device), layers)
-                        pooled = {name: self._pool(h, pool.to(device)) for name, h in hidden.items()}
-                        if self.readout is not None:
-                            pooled = {name: self.readout(name, x) for name, x in pooled.items()}
-                except (StimulusError, MemoryBudgetError):
-                    raise
-                except Exception as exc:
-                    raise ExtractionError(f"the model raised during activation extraction: "
-                                          f"{type(exc).__name__}: {exc}") from exc
-                for name in layers:
-                    rows = pooled[name].float().cpu().numpy()
-                    if name not in out:
-                        out[name] = np.empty((len(tokens), rows.shape[1]), dtype=np.float32)
-                        if sum(a.nbytes for a in out.values()) > budget:
-                            raise MemoryBudgetError(
-                                f"activations of {len(tokens)} texts exceed the budget of {budget / 1e9:.2f} GB; "
-                                "read fewer layers, project them (with_readout(project=k)) or raise "
-                                "NEUROBENCH_ACTIVATION_BUDGET_GB"
-                            )
-                    out[name][start:start + len(chunk)] = rows
+                with model_errors(), torch.inference_mode():
+                    hidden = self._hidden(input_ids.to(device), attention.to(device), layers)
+                    missing = [name for name in layers if name not in hidden]
+                    if missing:
+                        raise LayerNotReachedError(f"{self.identifier}: layer(s) {missing} produced no hidden "
+                                                   "states in the forward pass")
+                    pooled = {name: self._pool(hidden[name], pool.to(device)) for name in layers}
+                    if self.readout is not None:
+                        pooled = {name: self.readout(name, x) for name, x in pooled.items()}
+                check_rows(pooled, len(chunk))
+                sinks.append(to_host(pooled))
                 bar.advance(len(chunk))
-        return out
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if h.dim() != 3:

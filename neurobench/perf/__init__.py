@@ -34,7 +34,11 @@ def _ridge(parser: argparse.ArgumentParser) -> None:
 
 def _rsa(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-models", type=int, default=2000, help="random model RDMs (default 2000)")
-    parser.add_argument("--n-stimuli", type=int, default=92, help="stimuli per RDM (default 92)")
+    parser.add_argument("--n-stimuli", type=int, nargs="+", default=[92, 200, 1000],
+                        help="stimuli per RDM, one block of rows each (default 92 200 1000: the 92 objects, "
+                             "THINGS-MEG's test set, a 1,000-image set)")
+    parser.add_argument("--max-gb", type=float, default=1.0,
+                        help="fewer model RDMs where n-models x dissimilarities x 8 bytes would exceed this")
     parser.add_argument("--n-subjects", type=int, default=4, help="subject RDMs (default 4)")
     parser.add_argument("--comparators", nargs="+", default=["tau_a", "spearman", "pearson"],
                         help="comparators to time (default: tau_a spearman pearson)")
@@ -47,16 +51,21 @@ def _rsa(parser: argparse.ArgumentParser) -> None:
 
 def _extract(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="toporesnet18", help="model id (default toporesnet18)")
-    parser.add_argument("--n", type=int, default=64, help="number of synthetic images (default 64)")
-    parser.add_argument("--image-size", type=int, default=224, help="side of the synthetic images (default 224)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--n", type=int, default=10_000, help="number of synthetic JPEG images (default 10,000)")
+    parser.add_argument("--image-size", type=int, default=256, help="side of the synthetic images (default 256)")
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--weights", default="random", help="'random' (default) or as for `score`")
     parser.add_argument("--layers", nargs="+", default=None, help="layers to read (default: the model's default)")
-    parser.add_argument("--pool", default=None, help="read-out pooling: 'mean' or an int k")
+    parser.add_argument("--readout", default=None, help="read-out spec, e.g. project=4096 or pool=mean")
+    parser.add_argument("--pool", default=None, help="read-out pooling: 'mean' or an int k (or use --readout)")
     parser.add_argument("--project", type=int, default=None, help="sparse random projection dimension")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median; >= 3)")
+    parser.add_argument("--workers", default="2", help="loader threads, comma-separated to compare (e.g. 0,1,2)")
+    parser.add_argument("--compression", default="lzf",
+                        help="cache compression, comma-separated to compare: lzf, gzip (level 1), none")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the variants in this process (quick checks; peak memory is then shared)")
 
 
 def _pls(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +116,33 @@ def _targets(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (median; >= 3)")
     parser.add_argument("--seed", type=int, default=0)
+def _scale(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--problem", nargs="+", choices=["nsd", "things-meg"], default=["nsd"],
+                        help="dataset shapes: nsd (9,000 + 1,000 stimuli, 40,000 voxels) and/or things-meg "
+                             "(21,800 + 200 x 12, 27,000 targets)")
+    parser.add_argument("--budgets", default="2GB,4GB,8GB",
+                        help="neurobench memory budgets, one fresh run each (comma-separated; 'none' for none)")
+    parser.add_argument("--tools", default="neurobench,himalaya", help="comma-separated: neurobench, himalaya")
+    parser.add_argument("--alphas", default="9", help="a count (logspace(-2, 6, count)) or a comma-separated list")
+    parser.add_argument("--folds", type=int, default=5, help="inner cross-validation folds")
+    parser.add_argument("--n-bootstrap", type=int, default=1000, help="neurobench's stimulus bootstrap resamples")
+    parser.add_argument("--himalaya-targets-batch", type=int, default=10000,
+                        help="himalaya's n_targets_batch (targets solved at once)")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink every size by this factor (quick checks)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the generated data under NEUROBENCH_HOME/perf")
+
+
+def _kernels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warm-runs", type=int, default=2, help="fresh processes after the cold one (default 2)")
+
+
+def _gpu(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cuda", help="the GPU to check (default cuda)")
+    parser.add_argument("--only", nargs="+", choices=["tests", "ridge", "rsa", "extract", "scale"],
+                        help="run only these steps")
 
 
 # suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
@@ -120,6 +156,10 @@ SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "decoding": ("time pairwise decoding RDMs (every pair x time bin) against scikit-learn", _decoding),
     "alphagrid": ("ridge alpha grids on a wide layer against the best fixed alpha (accuracy, not speed)",
                   _alphagrid),
+    "gpu": ("the GPU check (make gpu-check): GPU tests and the perf suites on cuda, one summary table", _gpu),
+    "kernels": ("numba kernels in fresh processes: compiled once (cold), then loaded from the disk cache", _kernels),
+    "scale": ("dataset-size encoding (NSD / THINGS-MEG shapes) end to end under memory budgets, beside himalaya",
+              _scale),
 }
 
 

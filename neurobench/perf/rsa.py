@@ -1,6 +1,7 @@
 """`neurobench perf rsa`: time RDM comparison against rsatoolbox on the same random RDMs.
 
-2,000 random model RDMs over 92 stimuli against 4 subject RDMs by default; each tool's median
+2,000 random model RDMs against 4 subject RDMs over 92, 200 and 1,000 stimuli by default (fewer
+model RDMs where they would pass --max-gb: 200 at 1,000 stimuli); each tool's median
 wall time over --repeats runs (after one warm-up run each, which also compiles or loads the numba
 kernels; the two tools' runs alternate so that load from other jobs hits both alike), and the
 largest absolute difference between the two tools' answers. neurobench's time includes everything
@@ -52,16 +53,25 @@ def _median_times(fns, repeats: int):
 
 
 def run(args) -> list[dict]:
-    """Rows: tool, comparator, seconds (median), speedup vs rsatoolbox, max_abs_diff."""
+    """Rows: stimuli, comparator, tool, seconds (median), speedup vs rsatoolbox, max_abs_diff."""
+    rows = []
+    for n_stimuli in args.n_stimuli:
+        rows += _run_size(args, int(n_stimuli))
+    return rows
+
+
+def _run_size(args, n_stimuli: int) -> list[dict]:
     repeats = max(3, int(args.repeats))
     rng = np.random.default_rng(args.seed)
-    k = args.n_stimuli * (args.n_stimuli - 1) // 2
-    models = rng.random((args.n_models, k))
+    k = n_stimuli * (n_stimuli - 1) // 2
+    n_models = max(1, min(args.n_models, int(args.max_gb * 1e9 // (8 * k))))
+    models = rng.random((n_models, k))
     subjects = rng.random((args.n_subjects, k))
     device = resolve_device(args.device)
     xm = torch.as_tensor(models, dtype=torch.float64, device=device)
     ys = torch.as_tensor(subjects, dtype=torch.float64, device=device)
     rows = []
+    common = {"n_stimuli": n_stimuli, "n_models": n_models, "n_subjects": args.n_subjects}
     for comp in args.comparators:
         method = canonical_method(comp)
 
@@ -87,20 +97,17 @@ def run(args) -> list[dict]:
             t_ours, r_ours = _median_time(ours, repeats)
         else:
             (t_ours, t_ref), (r_ours, r_ref) = _median_times([ours, ref], repeats)
-        row = {"tool": "neurobench", "comparator": method, "seconds": t_ours,
-               "device": str(device), "n_models": args.n_models, "n_subjects": args.n_subjects,
-               "n_stimuli": args.n_stimuli, "speedup": None, "max_abs_diff": None}
+        row = {**common, "comparator": method, "tool": "neurobench", "seconds": t_ours, "device": str(device),
+               "speedup": None, "max_abs_diff": None}
         if ref is not None:
-            diff = float(np.max(np.abs(r_ours - r_ref)))
+            diff = float(np.nanmax(np.abs(r_ours - r_ref)))
             row.update(speedup=t_ref / t_ours, max_abs_diff=diff)
             rows.append(row)
-            rows.append({"tool": "rsatoolbox", "comparator": method, "seconds": t_ref,
-                         "device": "cpu", "n_models": args.n_models,
-                         "n_subjects": args.n_subjects, "n_stimuli": args.n_stimuli,
+            rows.append({**common, "comparator": method, "tool": "rsatoolbox", "seconds": t_ref, "device": "cpu",
                          "speedup": 1.0, "max_abs_diff": diff})
         else:
             rows.append(row)
-        log.info("%s: neurobench %.3fs", method, t_ours)
+        log.info("%d stimuli, %s: neurobench %.3fs", n_stimuli, method, t_ours)
     return rows
 
 

@@ -12,6 +12,7 @@ import neurobench as nb
 from neurobench.adapters import brainscore as bsb
 from neurobench.data.stimuli import StimulusSet
 from neurobench.errors import LayerError, MemoryBudgetError, NeurobenchError, NoSheetPositionsError
+from neurobench.models.layerfile import LayerArray
 from neurobench.models.positions import ShuffledPositions, with_positions
 from neurobench.models.preprocess import ImagePreprocess
 from neurobench.models.readout import Readout, sparse_projection
@@ -76,14 +77,25 @@ def test_cache_shared_by_benchmarks_with_the_same_stimuli(fresh_home, monkeypatc
     np.testing.assert_array_equal(first["0"], second["0"])
 
 
-def test_memory_budget_stops_early(monkeypatch):
+def test_activations_over_the_in_memory_limit_stream_to_disk(monkeypatch, fresh_home):
     monkeypatch.setenv("NEUROBENCH_ACTIVATION_BUDGET_GB", "0.00001")  # 10 kB
+    lazy = tiny_adapter().activations(images(40), layers=["0"], batch_size=4, cache=False)
+    assert isinstance(lazy["0"], LayerArray) and lazy["0"].shape == (40, 12 * 16 * 16)
+    monkeypatch.delenv("NEUROBENCH_ACTIVATION_BUDGET_GB")
+    np.testing.assert_array_equal(np.asarray(lazy["0"]), tiny_adapter().activations(
+        images(40), layers=["0"], batch_size=4, cache=False)["0"])
+    path = lazy["0"].path
+    lazy["0"].close()  # a temporary extraction is deleted once released
+    assert not path.exists()
+
+
+def test_memory_budget_too_small_for_one_stimulus_stops_after_it():
     calls = []
     a = tiny_adapter()
     a.module[0].register_forward_hook(lambda *args: calls.append(1))
-    with pytest.raises(MemoryBudgetError, match="pool them"):
-        a.activations(images(40), layers=["0"], batch_size=4, cache=False)
-    assert len(calls) == 1  # stopped after the first batch, not at the end
+    with pytest.raises(MemoryBudgetError, match="--readout pool=mean"):
+        a.activations(images(40), layers=["0"], batch_size=4, cache=False, memory_budget=1000)
+    assert len(calls) == 1  # measured on the first stimulus, not run to the end
 
 
 def test_batched_extraction_equals_one_batch():
@@ -169,21 +181,28 @@ def test_brain_model_as_neurobench_adapter(tmp_path):
         wrapped.activations(s, layers=["MT"], cache=False)
 
 
-def test_perf_extract_rows(monkeypatch):
+def test_perf_extract_rows(fresh_home):
     from neurobench.perf import add_arguments, extract
 
     nb.registry.models.add("perf-tiny", lambda weights=None, seed=0: tiny_adapter(seed), replace=True)
     try:
         parser = argparse.ArgumentParser()
         add_arguments("extract", parser)
-        args = parser.parse_args(["--model", "perf-tiny", "--n", "6", "--batch-size", "3", "--image-size", "20"])
+        args = parser.parse_args(["--model", "perf-tiny", "--n", "6", "--batch-size", "3", "--image-size", "20",
+                                  "--workers", "0,2", "--compression", "lzf,none", "--readout", "project=8",
+                                  "--in-process"])
         rows = extract.run(args)
     finally:
         nb.registry.models.remove("perf-tiny")
     by = {r["variant"]: r for r in rows}
-    assert set(by) == {"bare-forward", "bare-preprocess+forward", "neurobench-extract", "cache-read"}
-    assert by["cache-read"]["MB_per_s"] > 0 and by["neurobench-extract"]["repeats"] == 3
-    assert "overhead_vs_forward" in by["neurobench-extract"]
+    assert set(by) == {"bare", "bare+loader (workers=2)", "bare+loader+readout (workers=2)",
+                       "neurobench (workers=0, lzf)", "neurobench (workers=0, none)",
+                       "neurobench (workers=2, lzf)", "neurobench (workers=2, none)"}
+    assert all("error" not in r for r in rows), rows
+    ours = by["neurobench (workers=2, lzf)"]
+    assert ours["read_MB_s"] > 0 and ours["disk_MB"] > 0 and "vs_bare+loader+readout" in ours
+    assert ours["MB"] == pytest.approx(6 * (8 + 8 + 6) * 4 / 1e6)  # project=8 on the wide layers
+    assert not list((fresh_home / "perf").rglob("*.h5"))  # the cache it filled is gone
 
 
 @pytest.mark.skipif(not bsb.HAVE_BRAINSCORE, reason="brainscore-vision is not importable")

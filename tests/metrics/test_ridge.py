@@ -1,10 +1,13 @@
 """Cross-validated ridge: agreement with scikit-learn and himalaya, and bad-input handling."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from neurobench.errors import InvalidInputError, MemoryBudgetError
+from neurobench.memory import parse_size
 from neurobench.metrics import ridge as R
 from neurobench.metrics.ridge import RidgeCV, cross_validated_encoding, ridge_cv_multi
 from neurobench.metrics.splits import Splits, kfold_splits
@@ -175,10 +178,17 @@ def test_fewer_stimuli_than_folds_is_an_error():
         RidgeCV(cv=10, device="cpu").fit(X, Y)
 
 
-def test_memory_budget_too_small_says_minimum():
+def test_memory_budget_too_small_says_minimum_and_that_minimum_works():
     X, Y = problem(30, 10, 3)
-    with pytest.raises(MemoryBudgetError, match=r"at least .* MiB"):
+    with pytest.raises(MemoryBudgetError, match=r"at least (\S+) \(") as info:
         cross_validated_encoding(X, Y, 3, device="cpu", memory_budget=1000)
+    figure = re.search(r"at least (\S+) \(", str(info.value)).group(1)
+    budget = parse_size(figure)
+    res = cross_validated_encoding(X, Y, 3, device="cpu", memory_budget=budget)
+    full = cross_validated_encoding(X, Y, 3, device="cpu")
+    np.testing.assert_allclose(res.r, full.r, rtol=1e-5, atol=1e-6)
+    with pytest.raises(MemoryBudgetError):
+        cross_validated_encoding(X, Y, 3, device="cpu", memory_budget=budget - 1000)
 
 
 def test_mismatched_rows_and_bad_alphas_are_errors():

@@ -175,3 +175,21 @@ def test_infinite_dissimilarities_are_refused():
     x[0, 3] = np.inf
     with pytest.raises(InvalidInputError, match="finite"):
         compare_rdms(x, x[1:], "tau_a")
+
+
+@pytest.mark.skipif(not ranks.HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("ties", [False, True])
+def test_merge_sort_tau_a_equals_the_bitset_sweep_and_rsatoolbox(monkeypatch, ties):
+    rng = np.random.default_rng(7)
+    x, y = rng.random((5, 1830)), rng.random((3, 1830))
+    if ties:
+        x, y = np.round(x * 6) / 6, np.round(y * 4) / 4
+        x[2] = 1.0  # a constant row: every pair tied
+    sweep = ranks._tau_a_numerators(x, y)
+    monkeypatch.setattr(ranks, "MERGE_TAU_MIN_K", 10)
+    merge = ranks._tau_a_numerators(x, y)
+    np.testing.assert_array_equal(merge, sweep)
+    rsatoolbox = pytest.importorskip("rsatoolbox.rdm")
+    ref = rsatoolbox.compare(rsatoolbox.RDMs(x), rsatoolbox.RDMs(y), "tau-a")
+    np.testing.assert_allclose(compare_rdms(torch.as_tensor(x), torch.as_tensor(y), "tau_a").numpy(), ref,
+                               atol=1e-12)
