@@ -91,6 +91,7 @@ def load_benchmark(name: str | Benchmark, **options: Any) -> Benchmark:
                                     "expected a Benchmark")
         if not bench.identifier:
             bench.identifier = entry.name
+        bench.default_options = bench.option_values()
     else:
         raise NeurobenchError(f"benchmark: expected a registered id or a Benchmark, got {type(name).__name__}")
     if options:

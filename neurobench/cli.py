@@ -325,22 +325,28 @@ def cmd_score(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .store import ResultStore, check_export_path
+    from .store import check_export_path, open_store
 
     if args.export:
         check_export_path(args.export)
-    store = ResultStore(args.store, writable=False)
-    board = store.leaderboard()
+    store = open_store(args.store, writable=False)
+    board = store.leaderboard(default_only=not args.all_configs, config=args.config)
     if args.export:
-        store.export_csv(args.export)
+        board.to_csv(check_export_path(args.export), index=False)
         err.print(escape(f"wrote {len(board)} rows to {args.export}"))
     if board.empty:
         out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
         return 0
     out.print(escape(f"neurobench leaderboard ({store.path}): one table per normalisation convention "
                      "(docs/conventions.md); scores under different conventions are never ranked together"))
-    for name, definition, part in store.leaderboard_sections():
-        shown = part.drop(columns=["weights_sha256", "run_id", "trained"])
+    view = ("every configuration (--all-configs)" if args.all_configs and not args.config else
+            f"configuration {args.config}" if args.config else
+            "default configurations only (--all-configs shows runs on other layers, seeds or options)")
+    out.print(escape(f"showing {view}"))
+    for name, definition, part in store.leaderboard_sections(default_only=not args.all_configs, config=args.config):
+        shown = part.drop(columns=["weights_sha256", "run_id", "trained", "timestamp"])
+        if shown["step"].isna().all():
+            shown = shown.drop(columns=["step"])
         out.print(_table(shown, title=f"normalisation: {name}"))
         out.print(escape(f"  {name}: {definition}"))
     return 0
@@ -539,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("leaderboard", help="best layer per model x benchmark from the results store")
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
+    s.add_argument("--all-configs", action="store_true",
+                   help="one row per configuration (layers, seed, options...), not only the default ones")
+    s.add_argument("--config", metavar="FINGERPRINT", help="only the results of this configuration (a prefix will do)")
     s.set_defaults(func=cmd_leaderboard)
 
     s = sub.add_parser("export", help="per-target results (every layer) of a stored result: CSV, Parquet or NIfTI "
