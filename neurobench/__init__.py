@@ -17,6 +17,9 @@ _LAZY = {
     # scoring and loading
     "load_model": "api", "load_benchmark": "api", "score": "api", "score_many": "api", "ScoreRun": "api",
     "Skipped": "api", "Failure": "api",
+    # sweeps (Dask) and stores
+    "sweep": "sweep.run", "SweepRun": "sweep.run", "ModelSpec": "sweep.plan", "ClusterSpec": "sweep.cluster",
+    "read_sweep_file": "sweep.plan", "open_store": "store", "merge_stores": "store",
     # registration
     "register_model": "registry", "register_benchmark": "registry", "register_metric": "registry",
     # benchmark kinds and what they are built from

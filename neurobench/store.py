@@ -200,11 +200,13 @@ CREATE TABLE IF NOT EXISTS results (
     is_default INTEGER NOT NULL,     -- 1: the benchmark's default configuration (the leaderboard's rows)
     config TEXT NOT NULL,            -- the configuration, JSON (neurobench.fingerprint)
     config_summary TEXT NOT NULL,    -- what differs from the default, e.g. 'layers=fc, seed=1'
+    request TEXT,                    -- the sweep request it answers (neurobench.sweep: weights as asked for)
     run_id TEXT NOT NULL, timestamp TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS results_request ON results (request);
 CREATE INDEX IF NOT EXISTS results_model_bench ON results (model, benchmark, step);
 CREATE TABLE IF NOT EXISTS failures (
-    key TEXT PRIMARY KEY,            -- the fingerprint, or 'request:' + sha256 of the request when no model loaded
+    key TEXT PRIMARY KEY,            -- the request key (neurobench.sweep), or the fingerprint of a result scored outside a sweep
     model TEXT NOT NULL, weights_label TEXT, step INTEGER, benchmark TEXT NOT NULL,
     error_type TEXT NOT NULL, message TEXT NOT NULL, run_id TEXT NOT NULL, timestamp TEXT NOT NULL
 );
@@ -255,8 +257,8 @@ def _add_fingerprints(con: sqlite3.Connection) -> None:
             rows[seen[fp]][1] = None
         seen[fp] = len(rows)
         rows.append([rid, fp, model, weights, bench, None, None, int(not diff), json.dumps(config),
-                     summary(diff) + " (inferred: stored before schema 4)", run_id, stamp or ""])
-    con.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                     summary(diff) + " (inferred: stored before schema 4)", None, run_id, stamp or ""])
+    con.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
 def _statements(script: str) -> list[str]:
@@ -268,7 +270,7 @@ _MIGRATIONS = {1: _add_target_files, 2: _add_conventions, 3: _add_fingerprints}
 
 
 _RESULT_COLUMNS = ("result_id", "fingerprint", "model", "weights_sha256", "benchmark", "weights_label", "step",
-                   "is_default", "config", "config_summary", "run_id", "timestamp")
+                   "is_default", "config", "config_summary", "request", "run_id", "timestamp")
 
 
 def result_configuration(result: ScoreResult) -> tuple[dict, dict]:
@@ -286,14 +288,15 @@ def result_configuration(result: ScoreResult) -> tuple[dict, dict]:
     return config, differences(config, None)
 
 
-def _result_rows(result: ScoreResult, run_id: str, result_id: str, step, weights_label) -> tuple[dict, list[dict]]:
+def _result_rows(result: ScoreResult, run_id: str, result_id: str, step, weights_label,
+                 request=None) -> tuple[dict, list[dict]]:
     """The `results` row and the `scores` rows (every layer, then the headline) of a result."""
     prov = result.provenance
     config, diff = result_configuration(result)
     head = {"result_id": result_id, "fingerprint": fingerprint(config), "model": result.model,
             "weights_sha256": result.weights_id, "benchmark": result.benchmark, "weights_label": weights_label,
             "step": step, "is_default": int(not diff), "config": json.dumps(config, sort_keys=True),
-            "config_summary": summary(diff), "run_id": run_id, "timestamp": prov.get("timestamp", "")}
+            "config_summary": summary(diff), "request": request, "run_id": run_id, "timestamp": prov.get("timestamp", "")}
     common = {
         "run_id": run_id, "result_id": result_id, "model": result.model, "trained": int(result.trained),
         "weights_sha256": result.weights_id, "benchmark": result.benchmark, "metric": result.metric,
@@ -497,12 +500,12 @@ class ResultStore:
         return run_id
 
     def insert(self, result: ScoreResult, run_id: str, *, step: int | None = None, weights_label: str | None = None,
-               clears: tuple[str, ...] = ()) -> bool:
+               request: str | None = None) -> bool:
         """Store a result unless its configuration fingerprint is stored already (insert-or-ignore
         on the unique fingerprint, in the result's one transaction); True when it was added. A stored
-        result removes the failure rows of its fingerprint and of the keys in `clears`."""
+        result removes the failure rows of its fingerprint and of its sweep `request` key."""
         result_id = uuid.uuid4().hex
-        head, rows = _result_rows(result, run_id, result_id, step, weights_label)
+        head, rows = _result_rows(result, run_id, result_id, step, weights_label, request)
         if not self.writable:
             raise StoreError(f"results store {self.path} was opened read-only; open it with writable=True to add results")
         try:
@@ -520,7 +523,7 @@ class ResultStore:
                     if result.targets is not None:
                         con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)",
                                     self._write_targets(result, result_id))
-                    con.executemany("DELETE FROM failures WHERE key = ?", [(k,) for k in (head["fingerprint"], *clears)])
+                    con.executemany("DELETE FROM failures WHERE key = ?", [(k,) for k in (head["fingerprint"], request) if k])
                 con.execute("COMMIT")
             except BaseException:
                 if con.in_transaction:
@@ -565,6 +568,56 @@ class ResultStore:
                 con.close()
         except sqlite3.Error as exc:
             raise StoreError(self._unwritable(exc) if isinstance(exc, sqlite3.OperationalError) else str(exc)) from None
+
+    def copy_result(self, head: dict, rows: list[dict], sidecar: tuple | None, source_folder: Path) -> bool:
+        """Copy one stored result (its `results` row, scores rows and sidecar) from another store,
+        unless its fingerprint is here already; True when it was added (`merge_stores`)."""
+        import shutil
+
+        from .data.download import file_digest
+
+        src_file = None
+        if sidecar is not None:
+            src_file = source_folder / sidecar[1]
+            if not src_file.is_file() or file_digest(src_file) != sidecar[2]:
+                raise ChecksumMismatchError(f"{src_file}: the per-target file is missing or changed since it was stored; "
+                                            "not merged")
+        dest = self.targets_dir / f"{head['result_id']}.parquet"
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            added = con.execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(_RESULT_COLUMNS))}) ON CONFLICT DO NOTHING",
+                                tuple(_sql_value(head[c]) for c in _RESULT_COLUMNS)).rowcount == 1
+            if added:
+                con.executemany(f"INSERT INTO scores ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                                [tuple(_sql_value(row[c]) for c in _COLUMNS) for row in rows])
+                if src_file is not None:
+                    self.targets_dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src_file, dest)
+                    con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)",
+                                (head["result_id"], f"{self.targets_dir.name}/{dest.name}", *sidecar[2:]))
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+                dest.unlink(missing_ok=True)
+            raise
+        finally:
+            con.close()
+        return added
+
+    def copy_failure(self, failure: dict) -> int:
+        """Copy a failure row unless its key is here (1 when added)."""
+        con = self._connect()
+        try:
+            cur = con.execute("INSERT INTO failures VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                              tuple(_sql_value(failure[c]) for c in ("key", "model", "weights_label", "step",
+                                                                     "benchmark", "error_type", "message", "run_id",
+                                                                     "timestamp")))
+            return cur.rowcount
+        finally:
+            con.close()
 
     def _write_targets(self, result: ScoreResult, result_id: str) -> tuple:
         """The result's per-target table as Parquet (temporary file, fsync, rename); returns its
@@ -673,6 +726,11 @@ class ResultStore:
         frame = self.results(model=model)
         return {fp for fp in frame["fingerprint"] if isinstance(fp, str)}
 
+    def requests(self) -> set[str]:
+        """The sweep request keys answered by a stored result (`neurobench.sweep`)."""
+        frame = self.results()
+        return {r for r in frame["request"] if isinstance(r, str)}
+
     def failures(self) -> pd.DataFrame:
         """The failure rows: configurations whose last attempt raised (key, model, weights label,
         step, benchmark, error type and message, run, time)."""
@@ -756,6 +814,13 @@ class ResultStore:
         return path
 
 
+def _sql_value(value):
+    """A pandas cell as an SQL parameter (NaN/NA as NULL, numpy scalars as Python values)."""
+    if value is None or (not isinstance(value, (str, bytes)) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
 def _filters(model, benchmark, fp, step, default_only, prefix: str) -> tuple[str, tuple]:
     """A WHERE clause (and its parameters) over scores `s` / results `r`."""
     clauses, params = [], []
@@ -777,6 +842,52 @@ def _filters(model, benchmark, fp, step, default_only, prefix: str) -> tuple[str
 def _columns() -> list[str]:
     """The columns of the scores table at the current schema, in order."""
     return ["id", *_COLUMNS]
+
+
+@dataclass
+class MergeReport:
+    """What `merge_stores` did per source store: results added and skipped (their fingerprint was
+    in the target already), and failure rows added."""
+
+    source: str
+    added: int = 0
+    skipped: int = 0
+    failures_added: int = 0
+
+
+def merge_stores(sources: list[str | Path], into: str | Path) -> list[MergeReport]:
+    """Merge per-job SQLite stores into `into` (created if absent; an SQLite path or a
+    `postgresql://` URL), exactly once by configuration fingerprint: a result whose fingerprint the
+    target holds is skipped, the others are copied with their layer rows and per-target sidecar
+    (its sha256 checked), one transaction per result. Sources at an older schema are upgraded in
+    place first (as any neurobench command does when it opens them)."""
+    target = open_store(str(into))
+    reports = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise StoreError(f"store merge: {path} is not a results store file")
+        if isinstance(target, ResultStore) and path.resolve() == target.path.resolve():
+            raise StoreError(f"store merge: {path} is the target itself; give another --into")
+        src = ResultStore(path)
+        report = MergeReport(str(path))
+        heads = src.results()
+        scores = src.rows()
+        with src._reading() as con:
+            files = {r[0]: r for r in con.execute("SELECT * FROM target_files")}
+        for head in heads.to_dict("records"):
+            if not isinstance(head["fingerprint"], str):
+                continue  # an older duplicate kept as history: never merged
+            rows = scores[scores["result_id"] == head["result_id"]]
+            sidecar = files.get(head["result_id"])
+            if target.copy_result(head, rows.to_dict("records"), sidecar, src.path.parent):
+                report.added += 1
+            else:
+                report.skipped += 1
+        for failure in src.failures().to_dict("records"):
+            report.failures_added += target.copy_failure(failure)
+        reports.append(report)
+    return reports
 
 
 def open_store(location: str | Path | None = None, writable: bool = True):
