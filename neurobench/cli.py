@@ -350,6 +350,7 @@ def cmd_sweep(args) -> int:
         "store": args.store or spec.pop("store", True),
         "cluster": cluster,
         "cache": not args.no_cache,
+        "retry_failed": args.retry_failed,
     }
     spec.pop("models", None)
     spec.pop("benchmarks", None)
@@ -377,7 +378,7 @@ def cmd_sweep(args) -> int:
     if run.failures:
         out.print(_table([{"model": f.model, "weights": f.weights, "step": f.step, "benchmark": f.benchmark,
                            "error": f.error_type, "message": f.message[:200]} for f in run.failures],
-                         title="failures (stored as failure rows; the next sweep tries them again)"))
+                         title="failures (stored as failure rows; --retry-failed tries them again)"))
     out.print(escape(f"store: {run.store} (run {run.run_id}); `neurobench leaderboard` shows the results"))
     return 0 if run.ok else 1
 
@@ -613,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--option", action="append", type=_option_pair, metavar="NAME=VALUE")
     s.add_argument("--reduction", choices=["none", "srp", "pca"])
     s.add_argument("--no-cache", action="store_true")
+    s.add_argument("--retry-failed", action="store_true", help="try configurations that failed before again")
     s.add_argument("--workers", type=int, help="worker processes (LocalCluster) or jobs (SLURM/PBS/LSF); default 2")
     s.add_argument("--threads-per-worker", type=int)
     s.add_argument("--scheduler", metavar="tcp://HOST:8786", help="use an existing Dask cluster")

@@ -13,8 +13,9 @@ fingerprint is stored; results travel back to the client, the store's only write
 each in one transaction with insert-or-ignore on its fingerprint. A worker that dies mid-unit
 has the unit rerun elsewhere (Dask reschedules the tasks of a lost worker); a model or benchmark
 that raises becomes a failure row (error type and message) and the sweep goes on; after Ctrl-C
-the same command resumes where it stopped. Failed configurations are tried again by the next
-sweep.
+the same command resumes where it stopped (interrupted units stored nothing). A configuration
+that failed is not tried again unless asked (`retry_failed`, `--retry-failed`): the same command
+computes nothing twice.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def sweep(
     plugins: Sequence[str] = (),
     cluster: ClusterSpec | Mapping[str, Any] | None = None,
     client: Any = None,
+    retry_failed: bool = False,
     on_event: Callable[[str, Any], Any] | None = None,
 ) -> SweepRun:
     """Score every model (each of its weights: published, 'random', a checkpoint, or a folder /
@@ -123,7 +125,8 @@ def sweep(
     as in `score_many`, passed to each score. `plugins`: modules or .py files imported on the
     client and on every worker. `cluster`: a ClusterSpec or its options (default: a LocalCluster
     of 2 worker processes); `client`: an existing `distributed.Client` to use instead.
-    `on_event(kind, value)` is called with ('dashboard', text), ('stored', (unit, outcome)),
+    A configuration that failed before is skipped unless `retry_failed` (its failure row stays
+    until a retry succeeds). `on_event(kind, value)` is called with ('dashboard', text), ('stored', (unit, outcome)),
     ('failed', SweepFailure), ('progress', counts dict) as the sweep goes.
     """
     from ..api import _select, check_run_parameters
@@ -148,6 +151,8 @@ def sweep(
     target = open_store(None if store is True else store)
     run = SweepRun(run_id=uuid.uuid4().hex, store=str(getattr(target, "path", target)))
     answered = target.requests()
+    if not retry_failed:
+        answered |= {k for k in target.failures()["key"] if isinstance(k, str)}
     units = []
     for spec in specs:
         for arg, label, identity, step in _weights(spec):

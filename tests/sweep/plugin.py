@@ -1,9 +1,8 @@
 """A sweep test plugin, loaded with `--plugin` on the client and on every Dask worker: three tiny
 conv nets, one that raises while extracting, and three toy RSA benchmarks on 24 colour images.
 
-`SWEEPTEST_SLEEP` (seconds) slows every forward pass, so a test can kill a worker mid-unit;
-`SWEEPTEST_PIDS` names a folder where each forward pass leaves a file named after its process id
-(the test then knows which workers are busy).
+`SWEEPTEST_PIDS` names a folder; while it holds a file `sleep` (seconds), every forward pass
+leaves a file named after its process id there and sleeps, so a test can kill a busy worker.
 """
 
 import os
@@ -20,14 +19,15 @@ class _Net(torch.nn.Module):
     def __init__(self, seed: int, broken: bool = False):
         super().__init__()
         torch.manual_seed(seed)
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.ReLU(),
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.Tanh(),
                                         torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
         self.broken = broken
 
     def forward(self, x):
-        if os.environ.get("SWEEPTEST_PIDS"):
-            Path(os.environ["SWEEPTEST_PIDS"], str(os.getpid())).touch()
-        time.sleep(float(os.environ.get("SWEEPTEST_SLEEP", "0")))
+        flags = os.environ.get("SWEEPTEST_PIDS")
+        if flags and Path(flags, "sleep").is_file():
+            Path(flags, str(os.getpid())).touch()
+            time.sleep(float(Path(flags, "sleep").read_text()))
         if self.broken:
             raise RuntimeError("sweeptest-broken always fails in its forward pass")
         return self.body(x)
