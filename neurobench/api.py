@@ -198,7 +198,9 @@ def _result_store(store: ResultStore | str | Path | bool | None) -> ResultStore 
         return None
     if isinstance(store, ResultStore):
         return store
-    return ResultStore(None if store is True else store)
+    from .store import open_store
+
+    return open_store(None if store is True else store)
 
 
 def _select(names: Sequence[str | Benchmark] | None) -> tuple[list[Benchmark], list[Skipped], list[Failure]]:
