@@ -396,11 +396,19 @@ class ResultStore:
 
     def _initialise(self) -> None:
         """Create the folder, the schema and the application id; prove the store writable with a
-        write that is rolled back, so that a result is never computed for a store that cannot take it."""
+        write that is rolled back, so that a result is never computed for a store that cannot take it.
+        A store on a network filesystem is refused: SQLite's WAL journal needs shared memory that
+        NFS, CIFS or Lustre do not give, so concurrent writers could corrupt it."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of results store {self.path} ({exc.strerror}); {_FIX}") from None
+        fs = network_filesystem(self.path.parent)
+        if fs is not None:
+            raise StoreError(
+                f"results store {self.path} is on a network filesystem ({fs}), where SQLite's WAL journal is unsafe "
+                "with several writers: use a PostgreSQL store (--store postgresql://user@host/db), or one SQLite store "
+                "per job on local disk (e.g. --store $TMPDIR/job.sqlite) merged afterwards with `neurobench store merge`")
         try:
             con = self._connect()
             try:
@@ -812,6 +820,29 @@ class ResultStore:
         except OSError as exc:
             raise StoreError(f"cannot write {path} ({exc.strerror or exc}); give another --export path") from None
         return path
+
+
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+                       "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "9p", "afs")
+
+
+def network_filesystem(path: Path) -> str | None:
+    """The type of the network filesystem `path` is on (the longest mount point in /proc/mounts
+    that contains it), or None (a local one, or no /proc/mounts)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target = str(Path(path).resolve())
+    best, kind = "", None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind if kind in NETWORK_FILESYSTEMS else None
 
 
 def _sql_value(value):

@@ -130,3 +130,17 @@ def test_store_merge_exactly_once(tmp_path, capsys):
     assert main(["store", "merge", str(a), str(b), "--into", str(into)]) == 0  # again: nothing added
     assert "0 result(s) added, 6 skipped" in capsys.readouterr().out
     assert len(ResultStore(into).rows()) == 15
+
+
+def test_store_on_a_network_filesystem_is_refused(tmp_path, monkeypatch):
+    from neurobench import store as store_module
+    from neurobench.errors import StoreError
+
+    assert store_module.network_filesystem(tmp_path) is None  # the test machine's /tmp is local
+    mounts = f"server:/export {tmp_path} nfs4 rw,relatime 0 0\n"
+    original = Path.read_text
+    monkeypatch.setattr(store_module.Path, "read_text",
+                        lambda self, *a, **k: mounts if str(self) == "/proc/mounts" else original(self, *a, **k))
+    assert store_module.network_filesystem(tmp_path / "x") == "nfs4"
+    with pytest.raises(StoreError, match=r"network filesystem \(nfs4\).*postgresql://.*store merge"):
+        ResultStore(tmp_path / "lab.sqlite")
