@@ -104,3 +104,14 @@ def test_cluster_spec_checked():
     with pytest.raises(ClusterError, match="cluster kind"):
         ClusterSpec.from_options({"kind": "kubernetes"})
     assert ClusterSpec.from_options({"scheduler": "tcp://h:8786"}).kind == "scheduler"
+
+
+def test_readme_sweep_file_parses(tmp_path):
+    from tests.test_readme import readme_block
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(readme_block("## Running at scale", "toml"))
+    spec = read_sweep_file(path)
+    assert [m.name for m in spec["models"]] == ["resnet18", "toporesnet18", "toporesnet18"]
+    assert spec["models"][2].steps == {"final.pt": 100000} and spec["option_text"] == {"n_bootstrap": "1000"}
+    assert spec["cluster"] == {"workers": 2, "threads_per_worker": 1} and spec["memory_budget"] == "8GB"
