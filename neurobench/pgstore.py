@@ -105,9 +105,7 @@ class PostgresStore(ResultStore):
         self._absent = False
         parts = urlsplit(url)
         self._targets = paths.home() / "pg-targets" / f"{parts.hostname or 'local'}-{parts.path.strip('/') or 'db'}"
-        con = self._connect()
-        try:
-            con.execute("BEGIN")
+        with self._transaction() as con:
             con.execute("SELECT pg_advisory_xact_lock(727527)")  # one creator at a time
             for statement in _schema():
                 con.execute(statement)
@@ -117,13 +115,6 @@ class PostgresStore(ResultStore):
                                  f"reads {SCHEMA_VERSION}; upgrade neurobench")
             con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
                         (str(SCHEMA_VERSION),))
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
 
     @property
     def targets_dir(self) -> Path:

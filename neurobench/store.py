@@ -272,6 +272,11 @@ _MIGRATIONS = {1: _add_target_files, 2: _add_conventions, 3: _add_fingerprints}
 _RESULT_COLUMNS = ("result_id", "fingerprint", "model", "weights_sha256", "benchmark", "weights_label", "step",
                    "is_default", "config", "config_summary", "request", "run_id", "timestamp")
 
+# insert-or-ignore on the unique fingerprint: a configuration stored already adds nothing
+_INSERT_RESULT = (f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(_RESULT_COLUMNS))})"
+                  " ON CONFLICT DO NOTHING")
+_INSERT_SCORES = f"INSERT INTO scores ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
 
 def result_configuration(result: ScoreResult) -> tuple[dict, dict]:
     """(configuration, differences from the default) of a result: as `Benchmark.score` recorded
@@ -516,30 +521,20 @@ class ResultStore:
         head, rows = _result_rows(result, run_id, result_id, step, weights_label, request)
         if not self.writable:
             raise StoreError(f"results store {self.path} was opened read-only; open it with writable=True to add results")
+        sidecar = self.targets_dir / f"{result_id}.parquet"
         try:
-            con = self._connect()
-            sidecar = self.targets_dir / f"{result_id}.parquet"
             try:
-                con.execute("BEGIN IMMEDIATE")
-                added = con.execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES "
-                                    f"({', '.join('?' * len(_RESULT_COLUMNS))}) ON CONFLICT DO NOTHING",
-                                    tuple(head[c] for c in _RESULT_COLUMNS)).rowcount == 1
-                if added:
-                    con.executemany(f"INSERT INTO scores ({', '.join(_COLUMNS)}) VALUES "
-                                    f"({', '.join('?' * len(_COLUMNS))})",
-                                    [tuple(row[c] for c in _COLUMNS) for row in rows])
-                    if result.targets is not None:
-                        con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)",
-                                    self._write_targets(result, result_id))
-                    con.executemany("DELETE FROM failures WHERE key = ?", [(k,) for k in (head["fingerprint"], request) if k])
-                con.execute("COMMIT")
+                with self._transaction() as con:
+                    added = con.execute(_INSERT_RESULT, tuple(head[c] for c in _RESULT_COLUMNS)).rowcount == 1
+                    if added:
+                        con.executemany(_INSERT_SCORES, [tuple(row[c] for c in _COLUMNS) for row in rows])
+                        if result.targets is not None:
+                            con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)",
+                                        self._write_targets(result, result_id))
+                        con.executemany("DELETE FROM failures WHERE key = ?", [(k,) for k in (head["fingerprint"], request) if k])
             except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                sidecar.unlink(missing_ok=True)
+                sidecar.unlink(missing_ok=True)  # a file whose rows were not committed
                 raise
-            finally:
-                con.close()
         except sqlite3.Error as exc:
             raise StoreError(f"{self._unwritable(exc) if isinstance(exc, sqlite3.OperationalError) else exc}; the result "
                              f"of {result.model_display} on {result.benchmark} was not stored") from None
@@ -559,28 +554,34 @@ class ResultStore:
                     "timestamp = excluded.timestamp",
                     (key, model, weights_label, step, benchmark, error_type, message, run_id, stamp))
 
+    @contextlib.contextmanager
+    def _transaction(self):
+        """A connection in a write transaction (SQLite: BEGIN IMMEDIATE, the write lock), committed
+        when the block ends, rolled back if it raises."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
     def _write(self, sql: str, params: tuple) -> None:
         if not self.writable:
             raise StoreError(f"results store {self.path} was opened read-only; open it with writable=True")
         try:
-            con = self._connect()
-            try:
-                con.execute("BEGIN IMMEDIATE")
+            with self._transaction() as con:
                 con.execute(sql, params)
-                con.execute("COMMIT")
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-            finally:
-                con.close()
         except sqlite3.Error as exc:
             raise StoreError(self._unwritable(exc) if isinstance(exc, sqlite3.OperationalError) else str(exc)) from None
 
     def copy_result(self, head: dict, rows: list[dict], sidecar: tuple | None, source_folder: Path) -> bool:
         """Copy one stored result (its `results` row, scores rows and sidecar) from another store,
         unless its fingerprint is here already; True when it was added (`merge_stores`)."""
-        import shutil
 
         from .data.download import file_digest
 
@@ -591,28 +592,25 @@ class ResultStore:
                 raise ChecksumMismatchError(f"{src_file}: the per-target file is missing or changed since it was stored; "
                                             "not merged")
         dest = self.targets_dir / f"{head['result_id']}.parquet"
-        con = self._connect()
         try:
-            con.execute("BEGIN IMMEDIATE")
-            added = con.execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES "
-                                f"({', '.join('?' * len(_RESULT_COLUMNS))}) ON CONFLICT DO NOTHING",
-                                tuple(_sql_value(head[c]) for c in _RESULT_COLUMNS)).rowcount == 1
-            if added:
-                con.executemany(f"INSERT INTO scores ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                                [tuple(_sql_value(row[c]) for c in _COLUMNS) for row in rows])
-                if src_file is not None:
-                    self.targets_dir.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src_file, dest)
-                    con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)",
-                                (head["result_id"], f"{self.targets_dir.name}/{dest.name}", *sidecar[2:]))
-            con.execute("COMMIT")
+            with self._transaction() as con:
+                added = self._copy_rows(con, head, rows, sidecar, src_file, dest)
         except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-                dest.unlink(missing_ok=True)
+            dest.unlink(missing_ok=True)
             raise
-        finally:
-            con.close()
+        return added
+
+    def _copy_rows(self, con, head: dict, rows: list[dict], sidecar, src_file, dest: Path) -> bool:
+        import shutil
+
+        added = con.execute(_INSERT_RESULT, tuple(_sql_value(head[c]) for c in _RESULT_COLUMNS)).rowcount == 1
+        if added:
+            con.executemany(_INSERT_SCORES, [tuple(_sql_value(row[c]) for c in _COLUMNS) for row in rows])
+            if src_file is not None:
+                self.targets_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src_file, dest)
+                con.execute("INSERT INTO target_files VALUES (?,?,?,?,?,?)",
+                            (head["result_id"], f"{self.targets_dir.name}/{dest.name}", *sidecar[2:]))
         return added
 
     def copy_failure(self, failure: dict) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sqlite3
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -101,13 +102,8 @@ def _same_results(path, n):
 def test_racing_writers_store_each_fingerprint_once(tmp_path):
     path = tmp_path / "shared.sqlite"
     ResultStore(path)
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_same_results, args=(path, 12)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:  # two writers of the same results
+        list(pool.map(_same_results, [path, path], [12, 12], timeout=300))
     store = ResultStore(path)
     assert len(store.results()) == 12 and len(store.rows()) == 12 * 3
 
