@@ -420,20 +420,15 @@ class ResultStore:
                 con.executescript(_SCHEMA)
                 if con.execute("PRAGMA application_id").fetchone()[0] == 0:
                     con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                con.execute("BEGIN IMMEDIATE")
-                row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = 1 if row is None else int(row[0])  # a fresh store starts at 1 and is upgraded
-                for step in range(version, SCHEMA_VERSION):
-                    log.info("results store %s: migrating schema %d -> %d", self.path, step, step + 1)
-                    _MIGRATIONS[step](con)
-                # also proves the store writable before any scoring work
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                self._sweep(con)
-                con.execute("COMMIT")
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
+                with self._transaction(con):
+                    row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                    version = 1 if row is None else int(row[0])  # a fresh store starts at 1 and is upgraded
+                    for step in range(version, SCHEMA_VERSION):
+                        log.info("results store %s: migrating schema %d -> %d", self.path, step, step + 1)
+                        _MIGRATIONS[step](con)
+                    # also proves the store writable before any scoring work
+                    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    self._sweep(con)
             finally:
                 con.close()
         except sqlite3.OperationalError as exc:
@@ -555,10 +550,11 @@ class ResultStore:
                     (key, model, weights_label, step, benchmark, error_type, message, run_id, stamp))
 
     @contextlib.contextmanager
-    def _transaction(self):
-        """A connection in a write transaction (SQLite: BEGIN IMMEDIATE, the write lock), committed
-        when the block ends, rolled back if it raises."""
-        con = self._connect()
+    def _transaction(self, con=None):
+        """A connection (`con`, or a new one, closed at the end) in a write transaction (SQLite:
+        BEGIN IMMEDIATE, the write lock), committed when the block ends, rolled back if it raises."""
+        own = con is None
+        con = self._connect() if own else con
         try:
             con.execute("BEGIN IMMEDIATE")
             yield con
@@ -568,7 +564,8 @@ class ResultStore:
                 con.execute("ROLLBACK")
             raise
         finally:
-            con.close()
+            if own:
+                con.close()
 
     def _write(self, sql: str, params: tuple) -> None:
         if not self.writable:

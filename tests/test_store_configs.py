@@ -15,6 +15,7 @@ import pytest
 from neurobench.cli import main
 from neurobench.registry import benchmarks, models
 from neurobench.store import SCHEMA_VERSION, ResultStore
+from tests.test_store import _writer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_plugin.py"
@@ -91,19 +92,11 @@ def test_partial_run_never_replaces_the_full_one(tmp_path, capsys, example_plugi
     assert pd.read_csv(csv)["best_layer"].astype(str).tolist() == [str(full["best_layer"])]
 
 
-def _same_results(path, n):
-    from tests.test_store import _result
-
-    store = ResultStore(path)
-    for i in range(n):
-        store.add(_result(model=f"m{i}"))
-
-
 def test_racing_writers_store_each_fingerprint_once(tmp_path):
     path = tmp_path / "shared.sqlite"
     ResultStore(path)
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:  # two writers of the same results
-        list(pool.map(_same_results, [path, path], [12, 12], timeout=300))
+        list(pool.map(_writer, [path, path], ["same", "same"], [12, 12], timeout=300))
     store = ResultStore(path)
     assert len(store.results()) == 12 and len(store.rows()) == 12 * 3
 
