@@ -133,6 +133,7 @@ class ScoreRun:
     model: str
     model_display: str
     results: list[ScoreResult] = field(default_factory=list)
+    already_stored: list[str] = field(default_factory=list)  # benchmarks whose identical configuration was stored
     skipped: list[Skipped] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     store: Path | None = None
@@ -319,8 +320,8 @@ def score_many(
                 raise
             _failed(run, Failure(bench.identifier, exc), on_failure)
             continue
-        if target is not None:
-            _store(target, result, run.run_id)
+        if target is not None and not _store(target, result, run.run_id):
+            run.already_stored.append(result.benchmark)
         run.results.append(result)
         log.info("scored %s on %s (run %s)", result.model_display, result.benchmark, run.run_id)
         if on_result is not None:
@@ -328,11 +329,12 @@ def score_many(
     return run
 
 
-def _store(target: ResultStore, result: ScoreResult, run_id: str) -> None:
-    """Store a result; if the store fails after all (the disk filled up, it was made read-only
-    during the run), keep the scores in a CSV under NEUROBENCH_HOME and say where."""
+def _store(target: ResultStore, result: ScoreResult, run_id: str) -> bool:
+    """Store a result (False: its configuration was stored already, nothing added); if the store
+    fails after all (the disk filled up, it was made read-only during the run), keep the scores in
+    a CSV under NEUROBENCH_HOME and say where."""
     try:
-        target.add(result, run_id=run_id)
+        return target.insert(result, run_id)
     except StoreError as exc:
         kept = ""
         try:

@@ -318,6 +318,9 @@ def cmd_score(args) -> int:
             for note in r.notes:
                 out.print(escape(f"note: {r.benchmark}: {note}"))
         out.print(escape(f"stored in {run.store} (run {run.run_id})"))
+        if run.already_stored:
+            out.print(escape(f"not added again (the identical configuration is stored already): "
+                             f"{', '.join(run.already_stored)}"))
     elif not run.failures:
         err.print("nothing was scored: no benchmark has its data available (see `neurobench list benchmarks`)")
         return 1

@@ -70,7 +70,9 @@ def test_partial_run_never_replaces_the_full_one(tmp_path, capsys, example_plugi
     assert main(score) == 0
     full = ResultStore(store).leaderboard().iloc[0]
     assert main([*score, "--layers", "5"]) == 0
-    assert main(score) == 0  # the identical configuration again: no rows added
+    capsys.readouterr()
+    assert main(score) == 0  # the identical configuration again: no rows added, and it says so
+    assert "not added again (the identical configuration is stored already): toy.colour-rsa" in capsys.readouterr().out
     s = ResultStore(store)
     assert len(s.results()) == 2 and len(s.rows()) == 4 + 2
     board = s.leaderboard()

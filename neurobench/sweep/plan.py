@@ -121,7 +121,10 @@ def weights_units(model: str, weights: str | None, steps: Mapping[str, int] | No
     path = Path(weights).expanduser()
     if not path.is_file():
         raise SweepFileError(f"weights {weights!r} of model {model!r}: no such file, folder or glob match")
-    step = checkpoint_step(path, steps) if steps else None
+    try:  # one checkpoint: its step when its name gives one (a trajectory of one), else none
+        step = checkpoint_step(path, steps)
+    except CheckpointStepError:
+        step = None
     return [(str(path), path.name, "sha256:" + file_sha256(path), step)]
 
 

@@ -129,7 +129,7 @@ def sweep(
     until a retry succeeds). `on_event(kind, value)` is called with ('dashboard', text), ('stored', (unit, outcome)),
     ('failed', SweepFailure), ('progress', counts dict) as the sweep goes.
     """
-    from ..api import _select, check_run_parameters
+    from ..api import _configure, _select, check_run_parameters
     from ..registry import load_plugin
     from ..registry import models as model_registry
     from ..store import open_store
@@ -145,8 +145,6 @@ def sweep(
     for spec in specs:
         model_registry.get(spec.name)  # a misspelt model fails before anything starts
     chosen, _skipped, _failures = _select(benchmarks)
-    from ..api import _configure
-
     _configure(chosen, None, option_text)
     target = open_store(None if store is True else store)
     run = SweepRun(run_id=uuid.uuid4().hex, store=str(getattr(target, "path", target)))
