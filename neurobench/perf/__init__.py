@@ -147,8 +147,8 @@ def _gpu(parser: argparse.ArgumentParser) -> None:
 
 # suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
 def _sweep(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", default=["toporesnet18", "resnet18", "vit_b_32", "torchvision:alexnet"],
-                        help="registered models (default: toporesnet18 resnet18 vit_b_32 torchvision:alexnet)")
+    parser.add_argument("--models", nargs="+", default=["toporesnet18", "resnet18", "torchvision:alexnet", "torchvision:resnet34"],
+                        help="registered models (default: toporesnet18 resnet18 torchvision:alexnet torchvision:resnet34)")
     parser.add_argument("--weights", default="random", help="'random' (default) or as for `score` ('' = published)")
     parser.add_argument("--benchmarks", nargs="+",
                         default=["kriegeskorte2008.hit-rsa", "kriegeskorte2008.mit-rsa", "kriegeskorte2008.hit-trsa"],

@@ -24,6 +24,7 @@ import json, resource, sys, time
 from neurobench.cli import main
 start = time.perf_counter()
 code = main(json.loads(sys.argv[1]))
+sys.stdout.flush()
 print("PERF", json.dumps({"code": code, "wall_s": time.perf_counter() - start,
                           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -61,7 +62,7 @@ def _child(code: str, argument: dict | list, home: Path, mirror: str | None) -> 
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("PERF ")), None)
     if line is None:
         raise RuntimeError(f"perf sweep child failed (exit {done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(line[5:])
+    return {**json.loads(line[5:]), "stderr": done.stderr[-2000:]}
 
 
 def _headlines(path: Path) -> dict:
@@ -89,7 +90,7 @@ def run(args) -> list[dict]:
                 argv += ["--weights", args.weights]
             out = _child(_SCORE, argv, tmp / "home-seq", mirror)
             if out["code"] != 0:
-                raise RuntimeError(f"neurobench score --model {model} failed (exit {out['code']})")
+                raise RuntimeError(f"neurobench score --model {model} failed (exit {out['code']}): {out['stderr']}")
             peaks.append(out["peak_mb"])
         seq_wall = time.perf_counter() - start
         kw = {"models": models, "benchmarks": benchmarks, "store": str(sweep_store), "device": args.device,

@@ -2,7 +2,7 @@
 existing scheduler (`tcp://host:8786`), or SLURM / PBS / LSF jobs through dask-jobqueue.
 
 GPU workers declare the Dask resource `GPU` (`resources={"GPU": n}` on a LocalCluster,
-`--resources GPU=n` on jobqueue workers); a sweep on a cuda device submits each unit with
+`--resources GPU=n` on jobqueue workers); a sweep with `gpus > 0` submits each unit with
 `resources={"GPU": 1}`, so GPU work lands only on those workers.
 """
 

@@ -182,7 +182,7 @@ def sweep(
     try:
         run.dashboard = dashboard_text(client)
         emit("dashboard", run.dashboard)
-        gpu = spec.gpus > 0 or str(device).startswith("cuda")
+        gpu = spec.gpus > 0  # workers declared GPU resources: units run only there (never wait for none)
         done = frozenset(target.fingerprints())
         futures = {client.submit(run_unit, unit, settings, plugin_paths, env, done, pure=False,
                                  key=f"neurobench-{unit.model}-{unit.weights_label}-{uuid.uuid4().hex[:8]}",

@@ -150,3 +150,14 @@ def test_cli_sweep_file_own_local_cluster(tmp_path, capsys):
     assert len(results) == 2 and set(results["config_summary"]) == {"option n_bootstrap=20"}
     assert nb.ResultStore(store).leaderboard().empty  # not the default configuration
     assert len(nb.ResultStore(store).leaderboard(default_only=False)) == 2
+
+
+def test_existing_scheduler_by_address(client, tmp_path):
+    """`--scheduler tcp://...`: the sweep connects to a running cluster instead of starting one."""
+    store = tmp_path / "remote.sqlite"
+    address = client.scheduler.address
+    assert address.startswith("tcp://")
+    run = nb.sweep(["sweeptest-b"], BENCHMARKS[:2], plugins=[PLUGIN], store=store, device="cpu",
+                   cluster={"scheduler": address})
+    assert run.added == 2 and run.failures == []
+    assert len(client.scheduler_info()["workers"]) == 2  # the cluster is left running for its owner
