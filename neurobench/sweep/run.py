@@ -171,6 +171,8 @@ def sweep(
                 "memory_budget": memory_budget, "option_text": dict(option_text or {}), "cache": cache,
                 "positions": positions, "readout": readout, "precision": precision}
     spec = cluster if isinstance(cluster, ClusterSpec) else ClusterSpec.from_options(dict(cluster or {}))
+    # Dask starts workers with OMP_NUM_THREADS=1: give torch the threads each worker was given
+    settings["torch_threads"] = {"local": spec.threads_per_worker, "scheduler": None}.get(spec.kind, spec.cores)
     env = {k: os.environ[k] for k in ("NEUROBENCH_HOME", "NEUROBENCH_MIRROR") if k in os.environ}
     if spec.kind != "local" and client is None:
         env = {}  # workers elsewhere keep their own paths (README: "Running at scale")

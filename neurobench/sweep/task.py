@@ -60,6 +60,10 @@ def run_unit(unit: Unit, settings: Mapping[str, Any], plugins: Sequence[str] = (
     benchmark whose configuration fingerprint is in `done` is skipped."""
     for key, value in (env or {}).items():
         os.environ[key] = value
+    if settings.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(settings["torch_threads"]))
     try:
         load_plugins(plugins)
         adapter = _adapter(unit, settings)
