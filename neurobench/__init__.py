@@ -19,7 +19,7 @@ _LAZY = {
     "Skipped": "api", "Failure": "api",
     # sweeps (Dask) and stores
     "sweep": "sweep.run", "SweepRun": "sweep.run", "ModelSpec": "sweep.plan", "ClusterSpec": "sweep.cluster",
-    "read_sweep_file": "sweep.plan", "open_store": "store", "merge_stores": "store",
+    "read_sweep_file": "sweep.plan", "open_store": "stores", "merge_stores": "stores",
     # registration
     "register_model": "registry", "register_benchmark": "registry", "register_metric": "registry",
     # benchmark kinds and what they are built from

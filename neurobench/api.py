@@ -199,7 +199,7 @@ def _result_store(store: ResultStore | str | Path | bool | None) -> ResultStore 
         return None
     if isinstance(store, ResultStore):
         return store
-    from .store import open_store
+    from .stores import open_store
 
     return open_store(None if store is True else store)
 

@@ -387,7 +387,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_store(args) -> int:
-    from .store import merge_stores
+    from .stores import merge_stores
 
     reports = merge_stores(args.sources, args.into)
     out.print(_table([{"source": r.source, "added": r.added, "skipped (stored already)": r.skipped,
@@ -397,7 +397,8 @@ def cmd_store(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .store import check_export_path, open_store
+    from .store import check_export_path
+    from .stores import open_store
 
     if args.export:
         check_export_path(args.export)

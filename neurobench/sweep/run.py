@@ -132,7 +132,7 @@ def sweep(
     from ..api import _configure, _select, check_run_parameters
     from ..registry import load_plugin
     from ..registry import models as model_registry
-    from ..store import open_store
+    from ..stores import open_store
 
     start_time = time.perf_counter()
     emit = on_event or (lambda kind, value: None)

@@ -31,7 +31,8 @@ def test_results_exactly_once_and_leaderboard(pg_url, tmp_path):
     import psycopg
 
     from neurobench.cli import main
-    from neurobench.store import ResultStore, open_store
+    from neurobench.store import ResultStore
+    from neurobench.stores import open_store
     from tests.test_store import _result
 
     with psycopg.connect(pg_url, autocommit=True) as con:  # a fresh schema for this test
