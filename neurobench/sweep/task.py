@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ from .plan import Unit
 log = logging.getLogger(__name__)
 
 _loaded: set[str] = set()  # plugins imported in this process
+# Models are built one at a time per process: factories seed torch's process-wide RNG (random
+# weights, seeded heads), so two threads of one worker building at once would get other weights.
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -65,8 +69,9 @@ def run_unit(unit: Unit, settings: Mapping[str, Any], plugins: Sequence[str] = (
 
         torch.set_num_threads(int(settings["torch_threads"]))
     try:
-        load_plugins(plugins)
-        adapter = _adapter(unit, settings)
+        with _BUILD_LOCK:
+            load_plugins(plugins)
+            adapter = _adapter(unit, settings)
     except Exception as exc:  # a model that cannot be built fails all its benchmarks, the sweep goes on
         return [_failed(b, r, exc) for b, r in zip(unit.benchmarks, unit.requests)]
     outcomes = []

@@ -70,7 +70,8 @@ _SWEEP = textwrap.dedent("""
 
     if __name__ == "__main__":
         models = sys.argv[3].split(",")
-        with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster, \\
+                Client(cluster) as client:  # two units at once in one process: models are built one at a time
             run = nb.sweep(models, ["sweeptest.hue-spearman", "sweeptest.hue-pearson"], plugins=[sys.argv[2]],
                            store=sys.argv[1], device="cpu", client=client)
         print("RESULT", run.added, run.duplicates, run.skipped, len(run.failures))
@@ -92,9 +93,10 @@ def test_two_sweeps_at_once_lose_and_duplicate_nothing(pg_url, tmp_path):
         out, err = job.communicate(timeout=400)
         assert job.returncode == 0, err[-3000:]
         counts.append([int(x) for x in out.split("RESULT")[1].split()])
-    assert sum(c[0] for c in counts) == 6  # 3 models x 2 benchmarks, each added by one sweep
-    assert sum(c[0] + c[1] + c[2] for c in counts) == 8 and all(c[3] == 0 for c in counts)
     with psycopg.connect(pg_url) as con:
-        assert con.execute("SELECT COUNT(*), COUNT(DISTINCT fingerprint) FROM results").fetchone() == (6, 6)
+        rows = con.execute("SELECT model, benchmark, fingerprint, run_id FROM results ORDER BY model").fetchall()
+        assert con.execute("SELECT COUNT(*), COUNT(DISTINCT fingerprint) FROM results").fetchone() == (6, 6), rows
         assert con.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 6 * 4
         assert con.execute("SELECT COUNT(DISTINCT result_id) FROM scores").fetchone()[0] == 6
+    assert sum(c[0] for c in counts) == 6, (counts, rows)  # 3 models x 2 benchmarks, each added by one sweep
+    assert sum(c[0] + c[1] + c[2] for c in counts) == 8 and all(c[3] == 0 for c in counts)
