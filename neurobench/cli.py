@@ -337,7 +337,7 @@ def _cluster_options(args) -> dict:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import read_sweep_file, sweep
+    from .sweeps import read_sweep_file, sweep
 
     spec = read_sweep_file(args.file) if args.file else {}
     if not args.model and "models" not in spec:

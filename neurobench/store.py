@@ -200,13 +200,13 @@ CREATE TABLE IF NOT EXISTS results (
     is_default INTEGER NOT NULL,     -- 1: the benchmark's default configuration (the leaderboard's rows)
     config TEXT NOT NULL,            -- the configuration, JSON (neurobench.fingerprint)
     config_summary TEXT NOT NULL,    -- what differs from the default, e.g. 'layers=fc, seed=1'
-    request TEXT,                    -- the sweep request it answers (neurobench.sweep: weights as asked for)
+    request TEXT,                    -- the sweep request it answers (neurobench.sweeps: weights as asked for)
     run_id TEXT NOT NULL, timestamp TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_request ON results (request);
 CREATE INDEX IF NOT EXISTS results_model_bench ON results (model, benchmark, step);
 CREATE TABLE IF NOT EXISTS failures (
-    key TEXT PRIMARY KEY,            -- the request key (neurobench.sweep), or the fingerprint of a result scored outside a sweep
+    key TEXT PRIMARY KEY,            -- the request key (neurobench.sweeps), or the fingerprint of a result scored outside a sweep
     model TEXT NOT NULL, weights_label TEXT, step INTEGER, benchmark TEXT NOT NULL,
     error_type TEXT NOT NULL, message TEXT NOT NULL, run_id TEXT NOT NULL, timestamp TEXT NOT NULL
 );
@@ -730,7 +730,7 @@ class ResultStore:
         return {fp for fp in frame["fingerprint"] if isinstance(fp, str)}
 
     def requests(self) -> set[str]:
-        """The sweep request keys answered by a stored result (`neurobench.sweep`)."""
+        """The sweep request keys answered by a stored result (`neurobench.sweeps`)."""
         frame = self.results()
         return {r for r in frame["request"] if isinstance(r, str)}
 

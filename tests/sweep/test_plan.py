@@ -7,7 +7,7 @@ import pytest
 
 from neurobench.errors import CheckpointStepError, ClusterError, SweepFileError
 from neurobench.fingerprint import configuration, differences, fingerprint, summary
-from neurobench.sweep import ClusterSpec, checkpoint_step, checkpoints, read_sweep_file
+from neurobench.sweeps import ClusterSpec, checkpoint_step, checkpoints, read_sweep_file
 
 
 @pytest.mark.parametrize("name, step", [("step_001000.pt", 1000), ("epoch=3-step=1200.ckpt", 1200),
@@ -79,7 +79,7 @@ def test_fingerprint_and_default_configuration():
 
 def test_slurm_job_script():
     pytest.importorskip("dask_jobqueue")
-    from neurobench.sweep import jobqueue_cluster
+    from neurobench.sweeps import jobqueue_cluster
 
     cluster = jobqueue_cluster(ClusterSpec(kind="slurm", workers=3, cores=8, memory="32GB", gpus=1, queue="gpu",
                                            walltime="02:00:00", account="lab"))
