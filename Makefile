@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test test-all lint perf gpu-check clean
+.PHONY: setup postgres demo test test-all lint perf gpu-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 setup: $(VENV)/.installed
 
+# A PostgreSQL server for the shared-store tests (tests/postgres.py starts a throwaway one): Debian's
+# package, installed with apt-get when run as root (CI); otherwise those tests skip, saying why.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else echo "PostgreSQL is not installed and apt-get is not possible here: its tests will be skipped"; fi; \
+	fi
+
 # The hub is unreachable on the build machines: the demo scores the untrained TopoNet (labelled so).
 DEMO_BENCHMARKS = kriegeskorte2008.hit-rsa kriegeskorte2008.mit-rsa kriegeskorte2008.hit-trsa kriegeskorte2008.mit-trsa
 
@@ -26,10 +35,10 @@ demo: setup
 	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench topo --model toporesnet18 --weights random --layers layer3.1 layer4.1
 	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench leaderboard --export leaderboard.csv
 
-test: setup
+test: setup postgres
 	NEUROBENCH_MIRROR=$(MIRROR) $(PY) -m pytest -q
 
-test-all: setup
+test-all: setup postgres
 	NEUROBENCH_MIRROR=$(MIRROR) $(PY) -m pytest -q -m ''
 
 lint: setup

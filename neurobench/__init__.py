@@ -17,6 +17,9 @@ _LAZY = {
     # scoring and loading
     "load_model": "api", "load_benchmark": "api", "score": "api", "score_many": "api", "ScoreRun": "api",
     "Skipped": "api", "Failure": "api",
+    # sweeps (Dask) and stores
+    "sweep": "sweeps.run", "SweepRun": "sweeps.run", "ModelSpec": "sweeps.plan", "ClusterSpec": "sweeps.cluster",
+    "read_sweep_file": "sweeps.plan", "open_store": "stores", "merge_stores": "stores",
     # registration
     "register_model": "registry", "register_benchmark": "registry", "register_metric": "registry",
     # benchmark kinds and what they are built from

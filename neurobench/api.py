@@ -91,6 +91,7 @@ def load_benchmark(name: str | Benchmark, **options: Any) -> Benchmark:
                                     "expected a Benchmark")
         if not bench.identifier:
             bench.identifier = entry.name
+        bench.default_options = bench.option_values()
     else:
         raise NeurobenchError(f"benchmark: expected a registered id or a Benchmark, got {type(name).__name__}")
     if options:
@@ -132,6 +133,7 @@ class ScoreRun:
     model: str
     model_display: str
     results: list[ScoreResult] = field(default_factory=list)
+    already_stored: list[str] = field(default_factory=list)  # benchmarks whose identical configuration was stored
     skipped: list[Skipped] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     store: Path | None = None
@@ -197,7 +199,9 @@ def _result_store(store: ResultStore | str | Path | bool | None) -> ResultStore 
         return None
     if isinstance(store, ResultStore):
         return store
-    return ResultStore(None if store is True else store)
+    from .stores import open_store
+
+    return open_store(None if store is True else store)
 
 
 def _select(names: Sequence[str | Benchmark] | None) -> tuple[list[Benchmark], list[Skipped], list[Failure]]:
@@ -316,8 +320,8 @@ def score_many(
                 raise
             _failed(run, Failure(bench.identifier, exc), on_failure)
             continue
-        if target is not None:
-            _store(target, result, run.run_id)
+        if target is not None and not _store(target, result, run.run_id):
+            run.already_stored.append(result.benchmark)
         run.results.append(result)
         log.info("scored %s on %s (run %s)", result.model_display, result.benchmark, run.run_id)
         if on_result is not None:
@@ -325,11 +329,12 @@ def score_many(
     return run
 
 
-def _store(target: ResultStore, result: ScoreResult, run_id: str) -> None:
-    """Store a result; if the store fails after all (the disk filled up, it was made read-only
-    during the run), keep the scores in a CSV under NEUROBENCH_HOME and say where."""
+def _store(target: ResultStore, result: ScoreResult, run_id: str) -> bool:
+    """Store a result (False: its configuration was stored already, nothing added); if the store
+    fails after all (the disk filled up, it was made read-only during the run), keep the scores in
+    a CSV under NEUROBENCH_HOME and say where."""
     try:
-        target.add(result, run_id=run_id)
+        return target.insert(result, run_id)
     except StoreError as exc:
         kept = ""
         try:

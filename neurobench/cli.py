@@ -318,29 +318,108 @@ def cmd_score(args) -> int:
             for note in r.notes:
                 out.print(escape(f"note: {r.benchmark}: {note}"))
         out.print(escape(f"stored in {run.store} (run {run.run_id})"))
+        if run.already_stored:
+            out.print(escape(f"not added again (the identical configuration is stored already): "
+                             f"{', '.join(run.already_stored)}"))
     elif not run.failures:
         err.print("nothing was scored: no benchmark has its data available (see `neurobench list benchmarks`)")
         return 1
     return 0 if run.ok else 1
 
 
+def _cluster_options(args) -> dict:
+    """--workers ... --walltime as ClusterSpec options (only those given)."""
+    keys = ("workers", "threads_per_worker", "scheduler", "cores", "memory", "gpus", "queue", "walltime")
+    options = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if args.cluster:
+        options["kind"] = args.cluster
+    return options
+
+
+def cmd_sweep(args) -> int:
+    from .sweeps import read_sweep_file, sweep
+
+    spec = read_sweep_file(args.file) if args.file else {}
+    if not args.model and "models" not in spec:
+        raise NeurobenchError("neurobench sweep needs --model NAME ... or a sweep file (--file sweep.toml)")
+    cluster = {**spec.pop("cluster", {}), **_cluster_options(args)}
+    kwargs = {
+        "models": args.model or spec.pop("models"),
+        "benchmarks": args.benchmark or spec.pop("benchmarks", None),
+        "weights": args.weights,
+        "layers": args.layers or spec.pop("layers", None),
+        "option_text": {**spec.pop("option_text", {}), **_option_text(args)},
+        "plugins": [*args.plugin, *spec.pop("plugins", [])],
+        "store": args.store or spec.pop("store", True),
+        "cluster": cluster,
+        "cache": not args.no_cache,
+        "retry_failed": args.retry_failed,
+    }
+    spec.pop("models", None)
+    spec.pop("benchmarks", None)
+    for key in ("device", "batch_size", "seed", "readout", "precision", "positions"):
+        given = getattr(args, key)
+        if given is not None:
+            spec[key] = given
+    budget = args.memory_budget or spec.pop("memory_budget", None)
+    if budget is not None:
+        spec["memory_budget"] = _parse_bytes(str(budget)) if isinstance(budget, str) else budget
+
+    def on_event(kind, value) -> None:
+        if kind == "dashboard":
+            err.print(escape(value))
+        elif kind == "failed":
+            err.print(f"[red]failed {escape(value.model)} @ {escape(value.weights)} on {escape(value.benchmark)}: "
+                      f"{escape(value.error_type)}[/red]")
+        elif kind == "stored" and not args.quiet:
+            unit, outcome = value
+            r = outcome.result
+            err.print(escape(f"scored {unit.label} on {r.benchmark}: best layer {r.best_layer}, raw {_fmt(r.raw)}"))
+
+    run = sweep(**kwargs, **spec, on_event=on_event)
+    out.print(escape(run.summary()))
+    if run.failures:
+        out.print(_table([{"model": f.model, "weights": f.weights, "step": f.step, "benchmark": f.benchmark,
+                           "error": f.error_type, "message": f.message[:200]} for f in run.failures],
+                         title="failures (stored as failure rows; --retry-failed tries them again)"))
+    out.print(escape(f"store: {run.store} (run {run.run_id}); `neurobench leaderboard` shows the results"))
+    return 0 if run.ok else 1
+
+
+def cmd_store(args) -> int:
+    from .stores import merge_stores
+
+    reports = merge_stores(args.sources, args.into)
+    out.print(_table([{"source": r.source, "added": r.added, "skipped (stored already)": r.skipped,
+                       "failure rows added": r.failures_added} for r in reports], title=f"merged into {args.into}"))
+    out.print(escape(f"{sum(r.added for r in reports)} result(s) added, {sum(r.skipped for r in reports)} skipped"))
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
-    from .store import ResultStore, check_export_path
+    from .store import check_export_path
+    from .stores import open_store
 
     if args.export:
         check_export_path(args.export)
-    store = ResultStore(args.store, writable=False)
-    board = store.leaderboard()
+    store = open_store(args.store, writable=False)
+    board = store.leaderboard(default_only=not args.all_configs, config=args.config)
     if args.export:
-        store.export_csv(args.export)
+        board.to_csv(check_export_path(args.export), index=False)
         err.print(escape(f"wrote {len(board)} rows to {args.export}"))
     if board.empty:
         out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
         return 0
     out.print(escape(f"neurobench leaderboard ({store.path}): one table per normalisation convention "
                      "(docs/conventions.md); scores under different conventions are never ranked together"))
-    for name, definition, part in store.leaderboard_sections():
-        shown = part.drop(columns=["weights_sha256", "run_id", "trained"])
+    view = ("every configuration (--all-configs)" if args.all_configs and not args.config else
+            f"configuration {args.config}" if args.config else
+            "default configurations only (--all-configs shows runs on other layers, seeds or options)")
+    out.print(escape(f"showing {view}"))
+    for name, definition, part in store.leaderboard_sections(default_only=not args.all_configs, config=args.config):
+        shown = part.drop(columns=["weights_sha256", "run_id", "trained", "timestamp"])
+        if shown["step"].isna().all():
+            shown = shown.drop(columns=["step"])
         out.print(_table(shown, title=f"normalisation: {name}"))
         out.print(escape(f"  {name}: {definition}"))
     return 0
@@ -520,6 +599,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
     s.set_defaults(func=cmd_score)
 
+    s = sub.add_parser("sweep", help="score models x weights x benchmarks on a Dask cluster, resumably, each "
+                                     "configuration stored exactly once")
+    s.add_argument("--file", metavar="SWEEP.toml", help="a sweep file (TOML or YAML; README: 'The sweep file')")
+    s.add_argument("--model", nargs="+", help="registered model names")
+    s.add_argument("--weights", nargs="+", help="per model: 'random', a checkpoint, or a folder / glob of checkpoints "
+                                                "(one training run, scored in step order)")
+    s.add_argument("--benchmark", nargs="+", help="benchmark ids (default: all whose data is available)")
+    s.add_argument("--layers", nargs="+")
+    s.add_argument("--device", help="device of each worker's scores (default auto)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--positions", choices=["model", "shuffled"])
+    s.add_argument("--store", help="SQLite file or postgresql://user@host/db (default: $NEUROBENCH_HOME/results.sqlite)")
+    s.add_argument("--memory-budget", help="memory each score may use, e.g. 4GB (per worker)")
+    s.add_argument("--readout", metavar="SPEC")
+    s.add_argument("--precision", choices=["float32", "float16", "bfloat16"])
+    s.add_argument("-o", "--option", action="append", type=_option_pair, metavar="NAME=VALUE")
+    s.add_argument("--reduction", choices=["none", "srp", "pca"])
+    s.add_argument("--no-cache", action="store_true")
+    s.add_argument("--retry-failed", action="store_true", help="try configurations that failed before again")
+    s.add_argument("--workers", type=int, help="worker processes (LocalCluster) or jobs (SLURM/PBS/LSF); default 2")
+    s.add_argument("--threads-per-worker", type=int)
+    s.add_argument("--scheduler", metavar="tcp://HOST:8786", help="use an existing Dask cluster")
+    s.add_argument("--cluster", choices=["local", "slurm", "pbs", "lsf"], help="where workers run (default local)")
+    s.add_argument("--cores", type=int, help="cores per job (SLURM/PBS/LSF)")
+    s.add_argument("--memory", help="memory per job, e.g. 32GB (SLURM/PBS/LSF)")
+    s.add_argument("--gpus", type=int, help="GPUs per worker, declared as the Dask resource GPU")
+    s.add_argument("--queue", help="queue / partition (SLURM/PBS/LSF)")
+    s.add_argument("--walltime", help="job walltime, e.g. 04:00:00 (SLURM/PBS/LSF)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("store", help="results-store maintenance: merge per-job stores")
+    ssub = s.add_subparsers(dest="action", required=True)
+    m = ssub.add_parser("merge", help="merge SQLite stores into one, exactly once by configuration fingerprint")
+    m.add_argument("sources", nargs="+", help="SQLite stores to read")
+    m.add_argument("--into", required=True, help="the target store (SQLite path or postgresql:// URL)")
+    m.set_defaults(func=cmd_store)
+
     s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
     s.add_argument("what", choices=["models", "benchmarks", "metrics"])
     s.add_argument("--options", metavar="BENCHMARK", help="list BENCHMARK's options, their values and documentation")
@@ -539,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("leaderboard", help="best layer per model x benchmark from the results store")
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
+    s.add_argument("--all-configs", action="store_true",
+                   help="one row per configuration (layers, seed, options...), not only the default ones")
+    s.add_argument("--config", metavar="FINGERPRINT", help="only the results of this configuration (a prefix will do)")
     s.set_defaults(func=cmd_leaderboard)
 
     s = sub.add_parser("export", help="per-target results (every layer) of a stored result: CSV, Parquet or NIfTI "

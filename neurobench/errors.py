@@ -138,3 +138,15 @@ class DownloadTimeoutError(DataUnavailableError):
 class StoreError(NeurobenchError):
     """The results store cannot be used: a folder or unwritable path, a corrupt file, another
     program's database. Raised when the store is opened, before any scoring work."""
+
+
+class SweepFileError(InvalidInputError):
+    """A sweep file (TOML/YAML) or sweep argument that is malformed; names the bad key."""
+
+
+class CheckpointStepError(InvalidInputError):
+    """A checkpoint whose training step cannot be read from its file name (and has no mapping)."""
+
+
+class ClusterError(NeurobenchError):
+    """A Dask cluster that cannot be built or reached."""

@@ -27,16 +27,28 @@ class _Bar:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
+    def describe(self, text: str) -> None:
+        """Replace the bar's description (e.g. a sweep's done / running / failed / skipped counts)."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=text)
+
 
 @contextmanager
-def progress_bar(total: int, description: str) -> Iterator[_Bar]:
+def progress_bar(total: int, description: str, eta: bool = False) -> Iterator[_Bar]:
     if not progress_enabled():
         yield _Bar(None, None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True,
+        *([TimeRemainingColumn()] if eta else []), transient=True,
     ) as progress:
         yield _Bar(progress, progress.add_task(description, total=total))

@@ -53,14 +53,16 @@ def test_a_score_must_name_its_conventions():
 
 def test_leaderboard_latest_best_layer_and_csv(tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
-    store.add(_result(raw=0.1))
-    store.add(_result(raw=0.3))  # a later run replaces the earlier one
+    store.add(_result(raw=0.3))
+    store.add(_result(raw=0.1))  # the same configuration again: not added (exactly once per fingerprint)
     store.add(_result(model="m", trained=False, raw=0.05))
+    assert len(store.results()) == 2 and len(store.rows()) == 6
     board = store.leaderboard()
     assert list(board.columns) == LEADERBOARD_COLUMNS
     assert len(board) == 2
     assert board.loc[board["model"] == "m", "raw"].item() == pytest.approx(0.3)
     assert board.loc[board["model"] == "m", "nili_lower"].item() == pytest.approx(0.6)
+    assert set(board["configuration"]) == {"default"} and board["config"].str.len().eq(12).all()
     assert (board["model"] == "m [untrained]").sum() == 1
     csv = pd.read_csv(store.export_csv(tmp_path / "lb.csv"))
     assert list(csv.columns) == LEADERBOARD_COLUMNS and len(csv) == 2
@@ -219,7 +221,7 @@ def test_version_1_store_is_migrated_in_place(tmp_path):
     rows = store.rows()
     assert len(rows) == 1 and rows["normalization"][0] == "nili_lower" and rows["interval"][0] == "stimuli"
     con = sqlite3.connect(path)
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert con.execute("SELECT COUNT(*) FROM target_files").fetchone()[0] == 0
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.commit()

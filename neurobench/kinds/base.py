@@ -23,6 +23,7 @@ from ..data.files import availability, recorded_digest, select_files
 from ..data.stimuli import StimulusSet
 from ..devices import resolve_device
 from ..errors import CacheCorruptError, InvalidInputError
+from ..fingerprint import configuration, differences, fingerprint
 from ..memory import bound_heap
 from ..models.adapter import Adapter
 from ..models.cache import ActivationCache
@@ -46,6 +47,12 @@ class Benchmark:
     description: str = ""
     datasets: tuple[str, ...] = ()
     metric: str = ""
+    # The version of this kind's metric (`neurobench.fingerprint`): bump it when a change to the kind
+    # or the metrics it calls changes its numbers; stored results of older versions are then recomputed.
+    metric_version: int = 1
+    # The options a freshly loaded benchmark has (`api.load_benchmark` records them before configuring);
+    # a configuration is the default one when its options are these.
+    default_options: dict | None = None
 
     data_files: tuple[tuple[str, str], ...] | None = None  # (dataset, file) pairs needed; None: all files
 
@@ -121,6 +128,17 @@ class Benchmark:
         """The options in effect (set or default)."""
         return option_values(self)
 
+    def configuration(self, adapter: Adapter, layers: Sequence[str] | None = None, seed: int = 0) -> dict:
+        """The configuration a score of `adapter` would have (`neurobench.fingerprint`): layers None
+        when they are the model's default set."""
+        if layers is not None and list(layers) == list(adapter.default_layers()):
+            layers = None
+        readout = getattr(adapter, "readout", None)
+        return configuration(model=adapter.identifier, weights_sha256=adapter.weights_id, benchmark=self.identifier,
+                             metric_version=self.metric_version, layers=layers, options=self.option_values(),
+                             seed=seed, readout=readout.identifier if readout is not None else None,
+                             precision=getattr(adapter, "precision", "float32"))
+
     # ------------------------------------------------------------------ scoring
 
     def check_data(self) -> None:
@@ -179,6 +197,7 @@ class Benchmark:
                     if isinstance(values, LayerArray):
                         values.close()
         readout = getattr(adapter, "readout", None)
+        config = self.configuration(adapter, layers, seed)
         return ScoreResult.from_scores(scores, model=adapter.identifier, weights_id=adapter.weights_id,
                                        trained=adapter.trained, benchmark=self.identifier, provenance={
             "neurobench_version": __version__,
@@ -196,6 +215,9 @@ class Benchmark:
             "duration_s": round(time.perf_counter() - start, 3),
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "options": {k: _jsonable(v) for k, v in self.option_values().items()},
+            "configuration": config,
+            "fingerprint": fingerprint(config),
+            "differences": differences(config, self.default_options),
         })
 
 

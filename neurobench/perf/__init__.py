@@ -146,6 +146,19 @@ def _gpu(parser: argparse.ArgumentParser) -> None:
 
 
 # suite -> (help, argument declarations); the module neurobench.perf.<suite> has run(args)
+def _sweep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=["toporesnet18", "resnet18", "torchvision:alexnet", "torchvision:resnet34"],
+                        help="registered models (default: toporesnet18 resnet18 torchvision:alexnet torchvision:resnet34)")
+    parser.add_argument("--weights", default="random", help="'random' (default) or as for `score` ('' = published)")
+    parser.add_argument("--benchmarks", nargs="+",
+                        default=["kriegeskorte2008.hit-rsa", "kriegeskorte2008.mit-rsa", "kriegeskorte2008.hit-trsa"],
+                        help="benchmark ids (default: three 92-object benchmarks; NEUROBENCH_MIRROR)")
+    parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="benchmark option (repeatable)")
+
+
 SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "ridge": ("time cross-validated ridge against himalaya and scikit-learn", _ridge),
     "rsa": ("time RDM comparison against rsatoolbox on the same random RDMs", _rsa),
@@ -158,6 +171,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
                   _alphagrid),
     "gpu": ("the GPU check (make gpu-check): GPU tests and the perf suites on cuda, one summary table", _gpu),
     "kernels": ("numba kernels in fresh processes: compiled once (cold), then loaded from the disk cache", _kernels),
+    "sweep": ("a sweep on a 2-worker LocalCluster against the same work run one `neurobench score` at a time",
+              _sweep),
     "scale": ("dataset-size encoding (NSD / THINGS-MEG shapes) end to end under memory budgets, beside himalaya",
               _scale),
 }

@@ -32,7 +32,7 @@ def test_topo_benchmarks_store_like_any_other(tmp_path):
     assert "skipped ['fc']" in res.selection
     res = nb.score(adapter, "topo.effective-dim", layers=["layer4.1"], device="cpu", store=store)
     assert res.layers["ci_low"].item() <= res.raw <= res.layers["ci_high"].item()
-    board = store.leaderboard()
+    board = store.leaderboard(default_only=False)  # scored on chosen layers: stored, not a default configuration
     assert set(board["benchmark"]) == {"topo.near-far-similarity", "topo.effective-dim"}
 
 
@@ -42,6 +42,6 @@ def test_shuffled_positions_control_is_its_own_leaderboard_entry(tmp_path):
             "--layers", "layer4.1", "--store", str(store), "--quiet"]
     assert main(args) == 0
     assert main(args + ["--positions", "shuffled"]) == 0
-    board = nb.ResultStore(store).leaderboard()
+    board = nb.ResultStore(store).leaderboard(default_only=False)  # on chosen layers: not a default configuration
     assert sorted(board["model"]) == ["toporesnet18-tau10 [untrained]",
                                       "toporesnet18-tau10+shuffled-positions-seed0 [untrained]"]
