@@ -17,6 +17,9 @@ _LAZY = {
     # scoring and loading
     "load_model": "api", "load_benchmark": "api", "score": "api", "score_many": "api", "ScoreRun": "api",
     "Skipped": "api", "Failure": "api",
+    # development: checkpoints over training
+    "chronology": "development", "score_checkpoints": "development", "checkpoint_step": "development",
+    "plot_chronology": "development",
     # registration
     "register_model": "registry", "register_benchmark": "registry", "register_metric": "registry",
     # benchmark kinds and what they are built from
@@ -24,6 +27,7 @@ _LAZY = {
     "TemporalData": "kinds.temporal_rsa", "EncodingBenchmark": "kinds.encoding",
     "PerSubjectEncodingBenchmark": "kinds.per_subject", "SubjectResponses": "kinds.per_subject",
     "TemporalEncodingBenchmark": "kinds.temporal_encoding", "TopographicBenchmark": "kinds.topographic",
+    "HierarchyBenchmark": "kinds.hierarchy",
     "option": "options",
     "Splits": "metrics.splits", "fixed_split": "metrics.splits", "kfold_splits": "metrics.splits",
     "repeated_assembly": "data.assemblies", "StimulusSet": "data.stimuli",
