@@ -39,6 +39,7 @@ from neurobench.kinds.hierarchy import HierarchyBenchmark
 from neurobench.kinds.per_subject import PerSubjectEncodingBenchmark, SubjectResponses
 from neurobench.kinds.targets import KeepsLayerTargets
 from neurobench.kinds.temporal_encoding import TemporalEncodingBenchmark, split_responses
+from neurobench.metrics.hierarchy import half_step
 from neurobench.models.adapter import TorchAdapter
 from neurobench.models.weights import load_strict, read_state_dict
 from neurobench.registry import register_benchmark, register_model
@@ -168,9 +169,18 @@ def true_temporal_score(shuffled: bool = False) -> float:
     return float(np.corrcoef(depth, LATENCIES)[0, 1])
 
 
-def true_half_steps() -> dict[str, float]:
-    """Per area benchmark, the step at which its score reaches half of its final value."""
-    return {f"synthetic.area{k + 1}-encoding": float(HALF_ALPHA * SCHEDULE[k]) for k in range(N_LAYERS)}
+def true_half_steps(steps=None) -> dict[str, float]:
+    """Per area benchmark, the step at which its score reaches half of its final value: on the
+    continuous trajectory (steps None: 0.366 T_k), or as the chronology estimates it from
+    checkpoints at `steps` (linear interpolation of the true score curve between checkpoints;
+    its resolution is the checkpoint spacing)."""
+    if steps is None:
+        return {f"synthetic.area{k + 1}-encoding": float(HALF_ALPHA * SCHEDULE[k]) for k in range(N_LAYERS)}
+    steps = np.asarray(steps, dtype=np.float64)
+    alpha = np.clip(steps[None, :] / np.asarray(SCHEDULE, dtype=np.float64)[:, None], 0, 1)  # (areas, steps)
+    curve = alpha / np.sqrt(alpha ** 2 + (1 - alpha) ** 2)
+    half = half_step(steps, curve)
+    return {f"synthetic.area{k + 1}-encoding": float(half[k]) for k in range(N_LAYERS)}
 
 
 @functools.cache
