@@ -3,15 +3,23 @@ fall inside the scorer's intervals, the shuffled-layer control's intervals cover
 layers and per-layer latencies are stored and exported, and the checkpoint trajectory's known
 chronology is recovered."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import neurobench as nb
-from neurobench.benchmarks import synthetic, synthetic_hierarchy as sh
+from neurobench.benchmarks import synthetic
+from neurobench.benchmarks import synthetic_hierarchy as sh
 from neurobench.cli import main
-from neurobench.development import checkpoint_step, checkpoints, chronology_from_trajectory, score_checkpoints
+from neurobench.development import (
+    checkpoint_step,
+    checkpoints,
+    chronology_from_trajectory,
+    score_checkpoints,
+)
 from neurobench.errors import InvalidInputError
 from neurobench.result import ScoreResult
 
@@ -123,7 +131,7 @@ def test_temporal_cli_stores_latencies_and_exports_time_courses(tmp_path):
                  "--device", "cpu", "--store", str(db), "--quiet", "-o", "n_bootstrap=200"]) == 0
     rows = nb.ResultStore(db).rows()
     layer_rows = rows[rows["row_kind"] == "layer"]
-    import json
+
     latencies = [json.loads(d)["peak_latency"] for d in layer_rows["details"]]
     np.testing.assert_allclose(latencies, sh.LATENCIES)
     assert main(["export", "--model", "synthetic-hierarchy", "--benchmark", "hierarchy.synthetic-temporal",
