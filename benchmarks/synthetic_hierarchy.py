@@ -196,7 +196,18 @@ def area_responses(area: int, subject: str) -> np.ndarray:
     return signal[:, None, :] + rng.standard_normal((synthetic.N_STIMULI, REPETITIONS, VOXELS))
 
 
-class SyntheticArea(KeepsLayerTargets, PerSubjectEncodingBenchmark):
+class _SyntheticImages:
+    """Benchmarks on the synthetic benchmarks' 1,000 images (one stimulus set, loaded once)."""
+
+    _stimuli = None
+
+    def stimuli(self):
+        if self._stimuli is None:
+            self._stimuli = synthetic.stimuli()
+        return self._stimuli
+
+
+class SyntheticArea(_SyntheticImages, KeepsLayerTargets, PerSubjectEncodingBenchmark):
     """One synthetic area (module docstring): 40 voxels per subject, 4 repetitions, voxel
     coordinates in a small volume for brain maps.
 
@@ -212,16 +223,10 @@ class SyntheticArea(KeepsLayerTargets, PerSubjectEncodingBenchmark):
         self.area = area
         self.identifier = f"synthetic.area{area + 1}-encoding"
         self.description = f"Ground truth: synthetic area {area + 1}, 34 of 40 voxels driven by layer {area + 1}"
-        self._stimuli = None
         self.configure(**options)
 
     def available_subjects(self):
         return SUBJECTS
-
-    def stimuli(self):
-        if self._stimuli is None:
-            self._stimuli = synthetic.stimuli()
-        return self._stimuli
 
     def subject_responses(self, subject: str, **_run) -> SubjectResponses:
         grid = np.stack(np.unravel_index(np.arange(VOXELS), VOLUME[:2]), 1)
@@ -252,7 +257,7 @@ def meg_responses(subject: str) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-class SyntheticMEG(TemporalEncodingBenchmark):
+class SyntheticMEG(_SyntheticImages, TemporalEncodingBenchmark):
     """Synthetic time-resolved encoding (module docstring): 6 sensors x 31 bins, 3 subjects.
 
     Parameters
@@ -267,16 +272,10 @@ class SyntheticMEG(TemporalEncodingBenchmark):
     description = "Ground truth: 6 sensors x 31 bins, layers 1-4 peaking at 80/110/170/260 ms, 3 subjects"
 
     def __init__(self, **options):
-        self._stimuli = None
         self.configure(**options)
 
     def available_subjects(self):
         return MEG_SUBJECTS
-
-    def stimuli(self):
-        if self._stimuli is None:
-            self._stimuli = synthetic.stimuli()
-        return self._stimuli
 
     def subject_responses(self, subject: str, **_run) -> SubjectResponses:
         ids = synthetic.stimuli().ids

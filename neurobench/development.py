@@ -92,15 +92,20 @@ def _entries(benchmark: str, raw, ci_low, ci_high, provenance: Mapping[str, Any]
     return rows
 
 
-def _stored(rows: pd.DataFrame, model: str, weights_id: str, benchmark: str, seed: int, options: dict) -> dict | None:
-    """The latest stored headline of this model, weights, benchmark, seed and options, or None."""
+def _stored(rows: pd.DataFrame, model: str, weights_id: str, benchmark: str, seed: int, options: dict,
+            layers: Sequence[str] | None) -> dict | None:
+    """The latest stored headline of this model, weights, benchmark, seed and options (and layers,
+    when given), or None."""
     if rows.empty:
         return None
     head = rows[(rows["row_kind"] == "headline") & (rows["model"] == model) & (rows["weights_sha256"] == weights_id)
                 & (rows["benchmark"] == benchmark)]
     for rec in head.iloc[::-1].to_dict("records"):
         prov = json.loads(rec["provenance"] or "{}")
-        if prov.get("seed") == seed and prov.get("options", {}) == options:
+        if prov.get("seed") != seed or prov.get("options", {}) != options:
+            continue
+        scored = rows[(rows["result_id"] == rec["result_id"]) & (rows["row_kind"] == "layer")]["layer"]
+        if layers is None or list(scored) == list(layers):
             return {**rec, "provenance": prov}
     return None
 
@@ -131,7 +136,7 @@ def score_checkpoints(model: str, weights, benchmarks: Sequence[str], *, store=T
         adapter = load_model(model, weights=str(path), seed=seed)
         for bench in benches:
             hit = _stored(stored_rows, adapter.identifier, adapter.weights_id, bench.identifier, seed,
-                          wanted[bench.identifier]) if reuse else None
+                          wanted[bench.identifier], layers) if reuse else None
             if hit is not None:
                 entries = _entries(bench.identifier, hit["raw"], hit["ci_low"], hit["ci_high"], hit["provenance"])
                 log.info("step %d, %s: reused the stored result", step, bench.identifier)
