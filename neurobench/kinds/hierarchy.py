@@ -12,7 +12,9 @@ position, e.g. `nsd.v1-encoding` at 1 ... `nsd.ffa-encoding` at 5) and what it m
 - `temporal`: one time-resolved component (`TemporalEncodingBenchmark`: per-subject time courses
   in `provenance["timecourse"]`; `TemporalRSABenchmark`: per-subject courses in its per-target
   table); per layer the latency of its peak, correlated with relative depth
-  (`metrics.hierarchy.temporal_score`). The time courses are the sidecar.
+  (`metrics.hierarchy.temporal_score`). Interval: subjects resampled; for a time-resolved RSA
+  component, which keeps every resample's peak latencies (stimuli and subjects resampled, the
+  same draws for all layers), those resamples instead. The time courses are the sidecar.
 
 Each component is scored with the same model, layers, seed and device (activations come from the
 cache after the first); its headline is recorded in the provenance (`components`).
@@ -20,6 +22,7 @@ cache after the first); its headline is recorded in the provenance (`components`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,9 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..conventions import NO_INTERVAL
+from ..conventions import NO_INTERVAL, STIMULI, SUBJECTS, SUBJECTS_STIMULI_PERCENTILE
 from ..errors import InvalidInputError, NeurobenchError
-from ..metrics.hierarchy import relative_depth, spatial_score, temporal_score
+from ..metrics.hierarchy import depth_correlations, relative_depth, spatial_score, temporal_score
 from ..options import names as name_list
 from ..options import non_negative_int, option
 from ..result import ScoreResult, Scores
@@ -238,6 +241,8 @@ class HierarchyBenchmark(Benchmark):
         score, latency, lat_lo, lat_hi = temporal_score(
             torch.as_tensor(courses), torch.as_tensor(times), n_bootstrap=self.n_bootstrap,
             n_permutations=self.n_permutations, seed=seed)
+        score, lat_lo, lat_hi = _joint_latency_interval(result.provenance["timecourse"], score, lat_lo, lat_hi,
+                                                        len(names), self.n_bootstrap)
         rel = relative_depth(len(names)).numpy()
         mean = np.nanmean(courses, axis=0)
         table = pd.DataFrame({"layer": names, "depth": rel, "raw": np.nanmax(mean, axis=1), "ci_low": np.nan,
@@ -272,6 +277,27 @@ class HierarchyBenchmark(Benchmark):
             selection="", interval=score.interval, metric=self.metric, notes=notes,
             ceiling_note=(f"a {measure} score is a correlation between layer depth and a brain hierarchy (Raugel et "
                           "al. 2025); it has no noise ceiling: 1 is perfect alignment, 0 none"))
+
+
+_LATENCY_INTERVALS = {"both": SUBJECTS_STIMULI_PERCENTILE, "stimuli": STIMULI, "subjects": SUBJECTS}
+
+
+def _joint_latency_interval(course: Mapping, score, lat_lo, lat_hi, n_layers: int, n_bootstrap: int):
+    """Where the component kept every resample's peak latencies (time-resolved RSA: stimuli and
+    subjects resampled, the same draws for every layer), the temporal score's interval and the
+    per-layer latency intervals come from those; otherwise the subject bootstrap stays."""
+    samples = course.get("peak_latency_samples")
+    kind = course.get("latency_bootstrap")
+    if not samples or n_bootstrap == 0 or kind not in _LATENCY_INTERVALS:
+        return score, lat_lo, lat_hi
+    lat = torch.as_tensor(np.asarray(samples, dtype=np.float64))
+    if lat.ndim != 2 or lat.shape[1] != n_layers:
+        return score, lat_lo, lat_hi
+    r = depth_correlations(lat).numpy()
+    lo, hi = np.percentile(r, [2.5, 97.5])
+    score = dataclasses.replace(score, ci_low=float(lo), ci_high=float(hi), interval=_LATENCY_INTERVALS[kind], samples=r)
+    ci = np.asarray(course.get("peak_latency_ci"), dtype=np.float64)
+    return score, torch.as_tensor(ci[:, 0]), torch.as_tensor(ci[:, 1])
 
 
 def _test_record(score) -> dict:

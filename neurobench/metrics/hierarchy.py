@@ -44,7 +44,7 @@ from ..errors import InvalidInputError
 from .correlation import pearson_columns
 
 __all__ = ["relative_depth", "best_layer_depth", "HierarchyScore", "spatial_score", "peak_latencies",
-           "temporal_score", "half_step", "Chronology", "chronology", "layer_orders"]
+           "temporal_score", "depth_correlations", "half_step", "Chronology", "chronology", "layer_orders"]
 
 Z975 = 1.959963984540054
 _PERMUTATION_CHUNK = 128
@@ -217,8 +217,7 @@ def temporal_score(courses: torch.Tensor, times: torch.Tensor, *, n_bootstrap: i
         rng = np.random.default_rng([seed, 5])
         draws = torch.as_tensor(rng.integers(0, n_subj, size=(n_bootstrap, n_subj)), device=courses.device)
         boot = peak_latencies(courses[draws].nanmean(1), times)  # (B, L)
-        samples = torch.nan_to_num(pearson_columns(depth[:, None].expand(-1, n_bootstrap), boot.T), nan=0.0)
-        samples = samples.cpu().numpy()
+        samples = depth_correlations(boot).cpu().numpy()
         lat_lo = torch.quantile(boot, 0.025, dim=0)
         lat_hi = torch.quantile(boot, 0.975, dim=0)
     lo, hi = _percentile(samples) if len(samples) else (float("nan"), float("nan"))
@@ -226,6 +225,14 @@ def temporal_score(courses: torch.Tensor, times: torch.Tensor, *, n_bootstrap: i
     p_value, n_perm, exact = _permutation_p(best, latency, observed, n_layers, n_permutations, seed)
     interval = SUBJECTS if len(samples) else NO_INTERVAL
     return (HierarchyScore(observed, lo, hi, p_value, n_perm, exact, interval, samples), latency, lat_lo, lat_hi)
+
+
+def depth_correlations(latency_samples: torch.Tensor) -> torch.Tensor:
+    """(B,) Pearson r of relative depth and each row of (B, L) resampled peak latencies (0 where a
+    resample's latencies are all equal)."""
+    depth = relative_depth(latency_samples.shape[1], latency_samples.dtype, latency_samples.device)
+    r = pearson_columns(depth[:, None].expand(-1, latency_samples.shape[0]), latency_samples.T)
+    return torch.nan_to_num(r, nan=0.0)
 
 
 def half_step(steps: np.ndarray, values: np.ndarray, fraction: float = 0.5) -> np.ndarray:

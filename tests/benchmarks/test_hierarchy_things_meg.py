@@ -32,7 +32,12 @@ def test_temporal_rsa_component(miniature, setup):  # noqa: F811
     latency, r = _expected(times, per.mean(0))
     np.testing.assert_allclose(res.layers["peak_latency"], latency)
     assert res.raw == pytest.approx(r, abs=1e-9)
-    assert res.interval == "subjects" and res.ci_low <= res.raw + 1e-9 and res.raw - 1e-9 <= res.ci_high
+    # interval: the component's own joint resamples of every layer's peak latency (stimuli and participants)
+    assert res.interval == "subjects+stimuli (percentile)"
+    draws = np.asarray(comp.provenance["timecourse"]["peak_latency_samples"])
+    null = [pearsonr(np.linspace(0, 1, len(LAYERS)), d)[0] if np.std(d) > 0 else 0.0 for d in draws]
+    assert (res.ci_low, res.ci_high) == pytest.approx(tuple(np.percentile(null, [2.5, 97.5])), abs=1e-9)
+    np.testing.assert_allclose(res.layers["latency_ci_low"], [lo for lo, _ in comp.provenance["timecourse"]["peak_latency_ci"]])
     assert res.provenance["components"]["things-meg.all-rsa"]["raw"] == pytest.approx(comp.raw)
 
 
