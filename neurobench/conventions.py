@@ -126,7 +126,8 @@ _ENTRIES = [
         "uncorrected: conservative (it counts measurement noise twice); used where the statistic is not "
         "smooth enough for a variance-based interval",
         "rsatoolbox `bootstrap_sample`",
-        "peak latency of time-resolved RSA with >= 2 subjects (`things-meg.*-rsa`)"),
+        "peak latency of time-resolved RSA with >= 2 subjects (`things-meg.*-rsa`); the temporal hierarchy score "
+        "over it (`hierarchy.things-meg-rsa-temporal`)"),
     Convention(
         "interval", TARGETS_IN_REGIONS,
         "95% percentile bootstrap of a spatial hierarchy score over targets (voxels), resampled within each "
