@@ -20,6 +20,9 @@ _LAZY = {
     # sweeps (Dask) and stores
     "sweep": "sweeps.run", "SweepRun": "sweeps.run", "ModelSpec": "sweeps.plan", "ClusterSpec": "sweeps.cluster",
     "read_sweep_file": "sweeps.plan", "open_store": "stores", "merge_stores": "stores",
+    # development: checkpoints over training
+    "chronology": "development", "score_checkpoints": "development", "checkpoint_step": "development",
+    "plot_chronology": "development",
     # registration
     "register_model": "registry", "register_benchmark": "registry", "register_metric": "registry",
     # benchmark kinds and what they are built from
@@ -27,6 +30,7 @@ _LAZY = {
     "TemporalData": "kinds.temporal_rsa", "EncodingBenchmark": "kinds.encoding",
     "PerSubjectEncodingBenchmark": "kinds.per_subject", "SubjectResponses": "kinds.per_subject",
     "TemporalEncodingBenchmark": "kinds.temporal_encoding", "TopographicBenchmark": "kinds.topographic",
+    "HierarchyBenchmark": "kinds.hierarchy",
     "option": "options",
     "Splits": "metrics.splits", "fixed_split": "metrics.splits", "kfold_splits": "metrics.splits",
     "repeated_assembly": "data.assemblies", "StimulusSet": "data.stimuli",

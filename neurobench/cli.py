@@ -266,7 +266,8 @@ def _layer_view(layers):
     import pandas as pd
 
     cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "brainscore_explained_variance",
-                        "n_subjects", "alpha_at_min", "alpha_at_max") if c in layers]
+                        "n_subjects", "alpha_at_min", "alpha_at_max", "depth", "share_best", "mean_position_best")
+            if c in layers]
     view = layers[cols].copy()
     for col in _TIME_COLUMNS:
         if col in layers:
@@ -393,6 +394,34 @@ def cmd_store(args) -> int:
     out.print(_table([{"source": r.source, "added": r.added, "skipped (stored already)": r.skipped,
                        "failure rows added": r.failures_added} for r in reports], title=f"merged into {args.into}"))
     out.print(escape(f"{sum(r.added for r in reports)} result(s) added, {sum(r.skipped for r in reports)} skipped"))
+    return 0
+
+
+def cmd_chronology(args) -> int:
+    from .development import chronology, plot_chronology
+    from .store import check_export_path
+
+    def on_result(step, benchmark, reused) -> None:
+        if not args.quiet:
+            err.print(escape(f"step {step}: {benchmark} {'(stored result reused)' if reused else 'scored'}"))
+
+    out_csv = check_export_path(args.out) if args.out else None
+    report = chronology(args.model, args.weights, args.benchmark, fraction=args.fraction, seed=args.seed,
+                        store=args.store or True, device=args.device, batch_size=args.batch_size,
+                        option_text=dict(args.option or []), layers=args.layers, reuse=not args.rescore,
+                        on_result=on_result)
+    pivot = report.trajectory.pivot_table(index="step", columns="name", values="score", sort=False).reset_index()
+    out.print(_table(pivot, title=f"{args.model}: score per checkpoint"))
+    out.print(_table(report.table.drop(columns=["interval"]),
+                     title=f"{args.model}: step at which each score reaches {args.fraction:g} of its final value"))
+    out.print(escape(f"interval: {report.result.interval}; order of emergence: {' < '.join(report.order)}"))
+    if out_csv is not None:
+        report.table.to_csv(out_csv, index=False)
+        report.trajectory.to_csv(out_csv.with_name(out_csv.stem + "-trajectory.csv"), index=False)
+        out.print(escape(f"wrote {out_csv} and {out_csv.stem}-trajectory.csv"))
+    if args.figure:
+        written = plot_chronology(report, args.figure, title=f"{args.model}: chronology over training")
+        out.print(escape(f"wrote {', '.join(str(w) for w in written)}"))
     return 0
 
 
@@ -637,6 +666,27 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("sources", nargs="+", help="SQLite stores to read")
     m.add_argument("--into", required=True, help="the target store (SQLite path or postgresql:// URL)")
     m.set_defaults(func=cmd_store)
+
+    s = sub.add_parser("chronology", help="score a model's training checkpoints and report when each benchmark and "
+                       "region reaches half of its final score")
+    s.add_argument("--model", required=True)
+    s.add_argument("--weights", nargs="+", required=True, metavar="PATH_OR_GLOB",
+                   help="checkpoint files or glob patterns ('ckpts/*.pt'); the step is read from each file name "
+                        "(step_001000.pt, epoch=3-step=1200.ckpt, ckpt-500.pt)")
+    s.add_argument("--benchmark", nargs="+", required=True, help="benchmark ids (a hierarchy benchmark adds its regions)")
+    s.add_argument("--fraction", type=float, default=0.5, help="share of the final score (default 0.5: half)")
+    s.add_argument("--layers", nargs="+")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--option", action="append", type=_option_pair, metavar="NAME=VALUE",
+                   help="set a declared option of the benchmarks (repeatable)")
+    s.add_argument("--store", help="SQLite results file (default: $NEUROBENCH_HOME/results.sqlite)")
+    s.add_argument("--rescore", action="store_true", help="score every checkpoint again instead of reusing stored results")
+    s.add_argument("--out", metavar="CSV", help="write the half-step table (and <stem>-trajectory.csv beside it)")
+    s.add_argument("--figure", metavar="PATH", help="draw the trajectories and half-steps (PNG and SVG)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars or per-checkpoint lines")
+    s.set_defaults(func=cmd_chronology)
 
     s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
     s.add_argument("what", choices=["models", "benchmarks", "metrics"])

@@ -21,7 +21,8 @@ __all__ = [
     "Convention", "CONVENTIONS", "convention", "conventions", "check_convention",
     "EXPLAINABLE_VARIANCE_FRACTION", "BRAINSCORE_EXPLAINED_VARIANCE", "NILI_LOWER", "NO_NORMALIZATION",
     "STIMULI", "STIMULI_NORMAL", "SUBJECTS", "SUBJECTS_STIMULI_CORRECTED", "SUBJECTS_STIMULI_PERCENTILE", "NO_INTERVAL",
-    "UNRECORDED", "NORMALIZATIONS", "INTERVALS",
+    "UNRECORDED", "NORMALIZATIONS", "INTERVALS", "TARGETS_IN_REGIONS", "SUBJECTS_TARGETS_IN_REGIONS",
+    "CHECKPOINTS_NORMAL",
 ]
 
 
@@ -49,6 +50,9 @@ SUBJECTS = "subjects"
 SUBJECTS_STIMULI_CORRECTED = "subjects+stimuli (Schütt 2023 corrected)"
 SUBJECTS_STIMULI_PERCENTILE = "subjects+stimuli (percentile)"
 NO_INTERVAL = "none"
+TARGETS_IN_REGIONS = "targets within regions (percentile)"
+SUBJECTS_TARGETS_IN_REGIONS = "subjects, then targets within regions (percentile)"
+CHECKPOINTS_NORMAL = "checkpoints (normal approximation)"
 # rows stored before conventions were recorded (results store schema 1) by a kind neurobench
 # cannot identify: their convention is unknown
 UNRECORDED = "unrecorded"
@@ -102,7 +106,7 @@ _ENTRIES = [
         "interval", SUBJECTS,
         "95% percentile bootstrap over subjects (seeded; stimuli held fixed)",
         "rsatoolbox `bootstrap_sample_rdm`",
-        "`-o bootstrap=subjects` (RSA)"),
+        "`-o bootstrap=subjects` (RSA); `hierarchy.*-temporal` (temporal score and per-layer peak latencies)"),
     Convention(
         "interval", SUBJECTS_STIMULI_CORRECTED,
         "estimate +- t(0.975, min(S, n) - 1) sqrt(v): v the two-factor bootstrap variance corrected for "
@@ -122,7 +126,28 @@ _ENTRIES = [
         "uncorrected: conservative (it counts measurement noise twice); used where the statistic is not "
         "smooth enough for a variance-based interval",
         "rsatoolbox `bootstrap_sample`",
-        "peak latency of time-resolved RSA with >= 2 subjects (`things-meg.*-rsa`)"),
+        "peak latency of time-resolved RSA with >= 2 subjects (`things-meg.*-rsa`); the temporal hierarchy score "
+        "over it (`hierarchy.things-meg-rsa-temporal`)"),
+    Convention(
+        "interval", TARGETS_IN_REGIONS,
+        "95% percentile bootstrap of a spatial hierarchy score over targets (voxels), resampled within each "
+        "region (the count per region kept); one subject",
+        "neurobench (`metrics.hierarchy.spatial_score`); docs/hierarchy.md",
+        "`hierarchy.*-spatial` with one subject"),
+    Convention(
+        "interval", SUBJECTS_TARGETS_IN_REGIONS,
+        "95% percentile bootstrap of a spatial hierarchy score: subjects resampled with replacement, then the "
+        "targets (voxels) of each drawn subject resampled within each region; per-voxel best layers are not "
+        "re-estimated (the stimuli are held fixed)",
+        "neurobench (`metrics.hierarchy.spatial_score`); docs/hierarchy.md",
+        "`hierarchy.*-spatial` with >= 2 subjects"),
+    Convention(
+        "interval", CHECKPOINTS_NORMAL,
+        "95% percentile interval of a chronology half-step: each checkpoint's score redrawn from a normal with "
+        "SD (ci_high - ci_low) / (2 z_0.975) of its own stored 95% interval, independently across "
+        "checkpoints, and the half-step recomputed (1,000 draws, seeded)",
+        "neurobench (`metrics.hierarchy.chronology`); docs/hierarchy.md",
+        "`neurobench chronology` (half-steps; not a stored score)"),
     Convention(
         "interval", NO_INTERVAL,
         "no interval (no resamples asked for, or a statistic without one)",

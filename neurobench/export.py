@@ -9,8 +9,10 @@ on a benchmark (`ResultStore.targets`: the sidecar, checksum verified) and write
 - `nifti`: for one layer (the result's best layer unless `layer` is given) and every subject
   whose targets have voxel coordinates, two volumes in the subject's space, held-out r
   (`..._r.nii.gz`) and the normalised score (`..._normalized.nii.gz`), NaN outside the targets,
-  with the affine the benchmark recorded (NSD: the func1pt8mm ROI mask's); with `plot=True` also
-  nilearn glass-brain drawings of each (PNG and SVG).
+  with the affine the benchmark recorded (NSD: the func1pt8mm ROI mask's); a hierarchy result
+  (`hierarchy.*-spatial`) adds a third, the relative depth of each voxel's best layer
+  (`..._best_depth.nii.gz`, the same for every layer); with `plot=True` also nilearn
+  glass-brain drawings of each (PNG and SVG).
 
 The volumes are in each subject's native space; nilearn's glass brain draws them on its MNI
 outline, so the outline is only a guide to where the voxels are.
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet", "nifti")
 MAP_VALUES = ("r", "normalized")
+OPTIONAL_MAP_VALUES = ("best_depth",)  # per-target values drawn when a result's table has them
 
 
 def _safe(text: str) -> str:
@@ -55,7 +58,7 @@ def target_volumes(stored: StoredTargets, layer: str) -> dict[tuple[str, str], t
         shape = tuple(int(n) for n in space["shape"])
         if (ijk < 0).any() or (ijk >= np.asarray(shape)).any():
             raise InvalidInputError(f"{subject}: voxel indices outside the recorded volume {shape}")
-        for value in MAP_VALUES:
+        for value in MAP_VALUES + tuple(v for v in OPTIONAL_MAP_VALUES if v in rows):
             vol = np.full(shape, np.nan, dtype=np.float32)
             vol[tuple(ijk.T)] = rows[value].to_numpy(dtype=np.float32)
             out[(subject, value)] = (vol, np.asarray(space["affine"], dtype=np.float64))

@@ -376,5 +376,10 @@ class TemporalRSABenchmark(Benchmark):
                 "r": course.timecourse.cpu().numpy().round(6).tolist(),
                 "peak_latency": [float(x) for x in course.peak_latency],
                 "peak_latency_ci": [[float(a), float(b)] for a, b in zip(course.peak_ci_low, course.peak_ci_high)],
+                # every resample's peak latency per layer (the same draws for every layer): the joint
+                # samples a statistic over layers (the temporal hierarchy score) needs for its interval
+                "peak_latency_samples": (None if course.peak_samples is None
+                                         else np.round(course.peak_samples, 6).tolist()),
+                "latency_bootstrap": course.bootstrap,
             },
         }

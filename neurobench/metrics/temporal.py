@@ -83,6 +83,7 @@ class TemporalRSA:
     n_bootstrap: int
     bootstrap: str
     seed: int
+    peak_samples: np.ndarray | None = None  # (B, L) every resample's peak latency per layer (same draws for all layers)
 
 
 def time_resolved_rsa(model_rdms, data_rdms, times, method: str = "spearman", n_bootstrap: int = 1000,
@@ -131,6 +132,9 @@ def time_resolved_rsa(model_rdms, data_rdms, times, method: str = "spearman", n_
         lat = torch.as_tensor(times, dtype=boot.dtype, device=boot.device)[boot.argmax(-1)]
         lo_t, hi_t = percentile_ci(lat, ci)
         lo, hi = lo_t.cpu().numpy(), hi_t.cpu().numpy()
+        samples = lat.cpu().numpy()
+    else:
+        samples = None
     return TemporalRSA(times=times, per_subject=per, timecourse=course, peak_latency=peak,
                        peak_ci_low=lo, peak_ci_high=hi, method=method, n_bootstrap=n_bootstrap,
-                       bootstrap=kind, seed=seed)
+                       bootstrap=kind, seed=seed, peak_samples=samples)
