@@ -9,44 +9,22 @@ import math
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .errors import NeurobenchError, UnknownNameError
 from .paths import home
 from .perf import SUITES
 from .progress import set_progress
 from .registry import benchmarks, load_plugin, metrics, models, plugin_errors
+from .terminal import FORMATS, console, emit, print_table
 from .version import __version__
 
 # The library (neurobench.api and what it imports: torch, pandas) is imported inside the commands,
 # so `neurobench --help` and argument errors answer at once.
 
-# Tables stay readable when piped: rich would otherwise wrap to 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _fmt(x, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-def _table(data, title: str | None = None) -> Table:
-    """A rich table of a DataFrame or a list of row dicts; text is escaped so names like
-    'model [untrained]' print as they are."""
-    if isinstance(data, list):
-        columns, records = list(dict.fromkeys(k for rec in data for k in rec)), data
-    else:
-        columns, records = list(data.columns), data.to_dict("records")
-    table = Table(title=escape(title) if title else None, show_lines=False)
-    for col in columns:
-        table.add_column(escape(str(col)), overflow="fold")
-    for rec in records:
-        table.add_row(*[escape(_fmt(rec.get(col))) for col in columns])
-    return table
+# The terminal's width; when piped, COLUMNS or 80 (`neurobench.terminal`): set again by `main`.
+out = console()
+err = console(stderr=True)
 
 
 def _load_plugins(specs: list[str], report: bool) -> dict[str, str]:
@@ -65,36 +43,54 @@ def _load_plugins(specs: list[str], report: bool) -> dict[str, str]:
 def cmd_list(args) -> int:
     if args.options:
         return _list_options(args)
+    problems: dict[str, list[str]] = {}
     if args.what == "models":
         rows = []
         for e in models:
+            family = e.meta.get("family", "custom")
+            if args.family and family not in args.family:
+                continue
             hub = e.meta.get("weights")
             cached = "-" if hub is None else ("yes" if hub.cached_path() is not None else "no")
-            rows.append({"model": e.name, "family": e.meta.get("family", "custom"),
-                         "source": e.meta.get("source", "-"), "weights cached": cached, "description": e.description})
+            rows.append({"model": e.name, "family": family, "source": e.meta.get("source", "-"),
+                         "weights cached": cached, "description": e.description})
     elif args.what == "benchmarks":
-        rows, problems = [], {}
+        rows = []
         for e in benchmarks:
-            try:
-                rep = e.factory().data_report()
-            except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
-                problems.setdefault(str(exc), []).append(e.name)
-                rows.append({"benchmark": e.name, "data": "error", "to download": "-", "description": e.description})
-                continue
-            except Exception as exc:  # a plugin's broken factory is listed, not fatal to the listing
-                rows.append({"benchmark": e.name, "data": f"error: {type(exc).__name__}: {exc}", "to download": "-",
-                             "description": e.description})
-                continue
-            rows.append({"benchmark": e.name, "data": _data_state(rep), "to download": _download_text(rep),
-                         "description": e.description})
+            row = _benchmark_row(e, args.modality, problems)
+            if row is not None:
+                rows.append(row)
     else:
         rows = [{"metric": e.name, "description": e.description} for e in metrics]
-    out.print(_table(rows) if rows else f"no {args.what} registered")
-    for problem, names in (problems if args.what == "benchmarks" else {}).items():
+    if rows:
+        emit(out, rows, args.format, keep=("description",) if args.what == "metrics" else ())
+    else:
+        err.print(escape(f"no {args.what} registered" + (" that match the filters" if args.family or args.modality
+                                                          else "")))
+    for problem, names in problems.items():
         err.print(escape(f"data of {', '.join(names)}: {problem}"), style="yellow")
     for name, problem in plugin_errors.items():
         err.print(f"[yellow]plugin {escape(repr(name))} failed to load: {escape(problem)}[/yellow]")
     return 0
+
+
+def _benchmark_row(entry, modality: list[str] | None, problems: dict[str, list[str]]) -> dict | None:
+    """One row of `neurobench list benchmarks` (None: filtered out by --modality); a broken
+    manifest or factory is listed, not fatal to the listing."""
+    found = str(entry.meta.get("modality", "-"))  # declared with the registration: fmri, meg, spikes, topography
+    if modality and found not in modality:
+        return None
+    try:
+        rep = entry.factory().data_report()
+    except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
+        problems.setdefault(str(exc), []).append(entry.name)
+        return {"benchmark": entry.name, "modality": found, "data": "error", "to download": "-",
+                "description": entry.description}
+    except Exception as exc:  # a plugin's broken factory
+        return {"benchmark": entry.name, "modality": found, "data": f"error: {type(exc).__name__}: {exc}",
+                "to download": "-", "description": entry.description}
+    return {"benchmark": entry.name, "modality": found, "data": _data_state(rep), "to download": _download_text(rep),
+            "description": entry.description}
 
 
 def _option_value_text(value) -> str:
@@ -120,7 +116,10 @@ def _list_options(args) -> int:
     rows = [{"option": name, "value": _option_value_text(values[name]), "description": doc or "-"}
             for name, doc in bench.options().items()]
     title = f"{bench.identifier} ({type(bench).__name__}): set with `neurobench score -o NAME=VALUE`"
-    out.print(_table(rows, title=title) if rows else escape(f"{bench.identifier} ({type(bench).__name__}) takes no options"))
+    if rows:
+        emit(out, rows, args.format, title=title)
+    else:
+        out.print(escape(f"{bench.identifier} ({type(bench).__name__}) takes no options"))
     return 0
 
 
@@ -210,8 +209,10 @@ def cmd_verify(args) -> int:
     report = verify_local(_data_targets(args.names) if args.names else None)
     rows = [{"dataset": c.dataset, "file": c.file, "status": c.status, "copy": c.path or "-", "detail": c.detail}
             for c in report.checks]
-    out.print(_table(rows, title="neurobench verify: every local copy hashed again") if rows
-              else "no local data files to verify")
+    if rows:
+        print_table(out, rows, title="neurobench verify: every local copy hashed again")
+    else:
+        out.print("no local data files to verify")
     if report.not_local:
         err.print(escape(f"{report.not_local} files of these datasets have no local copy (not checked; name a "
                          "dataset or benchmark to report them as missing)"))
@@ -341,7 +342,7 @@ def cmd_leaderboard(args) -> int:
                      "(docs/conventions.md); scores under different conventions are never ranked together"))
     for name, definition, part in store.leaderboard_sections():
         shown = part.drop(columns=["weights_sha256", "run_id", "trained"])
-        out.print(_table(shown, title=f"normalisation: {name}"))
+        print_table(out, shown, title=f"normalisation: {name}")
         out.print(escape(f"  {name}: {definition}"))
     return 0
 
@@ -409,10 +410,10 @@ def cmd_topo(args) -> int:
                                               "near_far_similarity_shuffled",
                                               "participation_ratio", "n_constant")
             or c.endswith("_morans_i") or c.endswith("_n_clusters")]
-    out.print(_table(table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)"))
+    print_table(out, table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)")
     if args.lesion_benchmark:
         lesions = _topo_lesions(args, adapter, [r.layer for r in results])
-        out.print(_table(lesions, title=f"Silencing the {args.lesion_category} patch: {args.lesion_benchmark} score"))
+        print_table(out, lesions, title=f"Silencing the {args.lesion_category} patch: {args.lesion_benchmark} score")
         from .topography.figures import markdown_table
 
         with open(summary, "a") as fh:
@@ -458,7 +459,7 @@ def cmd_cache(args) -> int:
         cap = cache_max()
         total = sum(e.nbytes for e in entries)
         if entries:
-            out.print(_table([e.row() for e in entries], title=f"activation cache ({cache.root})"))
+            print_table(out, [e.row() for e in entries], title=f"activation cache ({cache.root})")
         out.print(escape(f"{len(entries)} entries, {format_size(total)}"
                          + (f" (of {format_size(cache.total_bytes())} in the cache)" if args.model else "")
                          + f"; cap {format_size(cap) if cap else 'none'} (NEUROBENCH_CACHE_MAX)"))
@@ -479,7 +480,7 @@ def cmd_perf(args) -> int:
 
         with open(args.json, "w") as fh:
             json.dump(rows, fh, default=str)
-    out.print(_table(rows, title=f"neurobench perf {args.suite}"))
+    print_table(out, rows, title=f"neurobench perf {args.suite}")
     return 0 if args.suite != "gpu" or all(r.get("status", "ok").startswith(("ok", "skipped")) for r in rows) else 1
 
 
@@ -523,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
     s.add_argument("what", choices=["models", "benchmarks", "metrics"])
     s.add_argument("--options", metavar="BENCHMARK", help="list BENCHMARK's options, their values and documentation")
+    s.add_argument("--family", nargs="+", help="only models of these families (e.g. toponets torchvision)")
+    s.add_argument("--modality", nargs="+", help="only benchmarks of these modalities (fmri, meg, spikes, topography)")
+    s.add_argument("--format", choices=FORMATS, default="table", help="table, or json (JSON Lines: one object per "
+                   "row), csv, markdown")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("fetch", help="pre-download datasets, a benchmark's data, or model weights (checksummed; "
