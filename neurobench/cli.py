@@ -16,7 +16,7 @@ from .paths import home
 from .perf import SUITES
 from .progress import set_progress
 from .registry import benchmarks, load_plugin, metrics, models, plugin_errors
-from .terminal import FORMATS, console, emit, print_table
+from .terminal import FORMATS, console, emit, interval_text, print_table
 from .version import __version__
 
 # The library (neurobench.api and what it imports: torch, pandas) is imported inside the commands,
@@ -266,7 +266,8 @@ def _layer_view(layers):
     """The per-layer columns worth printing; times of time-resolved benchmarks in ms."""
     import pandas as pd
 
-    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "brainscore_explained_variance",
+    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "ceiling_upper", "normalized",
+                        "brainscore_explained_variance",
                         "n_subjects", "alpha_at_min", "alpha_at_max") if c in layers]
     view = layers[cols].copy()
     for col in _TIME_COLUMNS:
@@ -282,14 +283,52 @@ def _adapter(args):
     return with_positions(load_model(args.model, weights=args.weights, seed=args.seed), args.positions, args.seed)
 
 
+def _bounds_view(view):
+    """Intervals as one '[low, high]' column each, so both bounds stay on screen: the CI
+    (`ci_low`, `ci_high`) and, where the ceiling has an upper bound, the ceiling (`ceiling` is
+    the lower bound scores are normalised by, `ceiling_upper` the upper)."""
+    view = view.copy()
+    if "ci_low" in view:
+        at = list(view.columns).index("ci_low")
+        ci = [interval_text(lo, hi) for lo, hi in zip(view.pop("ci_low"), view.pop("ci_high"))]
+        view.insert(at, "CI", ci)
+    if "ceiling_upper" in view and view["ceiling_upper"].notna().any():
+        at = list(view.columns).index("ceiling")
+        bounds = [interval_text(lo, hi) for lo, hi in zip(view.pop("ceiling"), view.pop("ceiling_upper"))]
+        view.insert(at, "ceiling [lower, upper]", bounds)
+    elif "ceiling_upper" in view:
+        view = view.drop(columns=["ceiling_upper"])
+    return view
+
+
+def _score_json_rows(result, kind: str) -> list[dict]:
+    """`neurobench score --format json`: one object per row; row_kind 'layer' (every layer, all
+    stimuli) or 'headline' (the selected layer, held out), with the conventions and selection."""
+    common = {"model": result.model, "trained": result.trained, "benchmark": result.benchmark, "row_kind": kind}
+    if kind == "layer":
+        return [{**common, **rec} for rec in result.layer_conventions().to_dict("records")]
+    return [{**common, "layer": result.best_layer, "raw": result.raw, "ci_low": result.ci_low,
+             "ci_high": result.ci_high, "interval": result.interval, "ceiling": result.ceiling,
+             "ceiling_lower": result.ceiling_lower, "ceiling_upper": result.ceiling_upper,
+             "normalized": result.normalized, "normalization": result.normalization,
+             "other_normalizations": result.other_normalizations, "selection": result.selection,
+             "ceiling_note": result.ceiling_note, "notes": list(result.notes),
+             "duration_s": result.provenance.get("duration_s")}]
+
+
 def cmd_score(args) -> int:
     from .api import score_many
 
     def on_result(result) -> None:
         err.print(escape(f"scored {result.benchmark} in {result.provenance.get('duration_s', 0.0):.1f}s"))
-        if not args.quiet:
-            out.print(_table(_layer_view(result.layers),
-                             title=f"{result.model_display} on {result.benchmark} (per layer; see the selection note)"))
+        if args.quiet:
+            return
+        if args.format == "json":
+            emit(out, _score_json_rows(result, "layer"), "json")
+            return
+        print_table(out, _bounds_view(_layer_view(result.layers)),
+                    title=f"{result.model_display} on {result.benchmark}: every layer on all stimuli "
+                          "(the headline below is held out; see its selection note)")
 
     def on_failure(failure) -> None:
         err.print(f"[red]failed {escape(failure.benchmark)}: {escape(str(failure.error))}[/red]")
@@ -306,10 +345,15 @@ def cmd_score(args) -> int:
     if no_data:
         err.print(escape(f"skipped {len(no_data)} benchmarks whose data is not local: {', '.join(no_data)} "
                          "(`neurobench list benchmarks` shows what each needs; `neurobench fetch <benchmark>` gets it)"))
-    if run.results:
-        heads = run.headlines()
-        out.print(_table(heads.drop(columns=["interval", "normalization"]),
-                         title=f"{run.model_display}: held-out score of the selected layer"))
+    if run.results and args.format == "json":
+        emit(out, [row for r in run.results for row in _score_json_rows(r, "headline")], "json")
+        err.print(escape(f"stored in {run.store} (run {run.run_id})"))
+    elif run.results:
+        heads = _bounds_view(run.headlines().drop(columns=["interval", "normalization", "selection"]))
+        print_table(out, heads, title=f"{run.model_display}: held-out score of the selected layer",
+                    keep=("raw", "CI", "ceiling", "ceiling [lower, upper]", "normalized"))
+        for r in run.results:
+            out.print(escape(f"selection: {r.benchmark}: {r.selection}"))
         for r in run.results:
             out.print(escape(f"{r.benchmark}: normalised = {r.normalization}; CI = {r.interval}"
                              + "".join(f"; {k} = {v:.4f}" for k, v in r.other_normalizations.items())))
@@ -519,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shorthand for -o reduction=...: feature reduction before ridge in encoding benchmarks")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
+    s.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: JSON Lines, one object per row (row_kind 'layer' as each result arrives, unless "
+                        "--quiet, then 'headline')")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
@@ -596,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global out, err
+    out, err = console(), console(stderr=True)  # the width (COLUMNS when piped) as it is now
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -30,13 +30,16 @@ class _Bar:
 
 @contextmanager
 def progress_bar(total: int, description: str) -> Iterator[_Bar]:
+    """A bar of `total` steps labelled `description` (plain text: 'model [untrained]' shows as it
+    is, never read as markup), transient, on stderr; a no-op when progress is off."""
     if not progress_enabled():
         yield _Bar(None, None)
         return
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         transient=True,
     ) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
+        yield _Bar(progress, progress.add_task(escape(description), total=total))

@@ -119,7 +119,7 @@ _COLUMNS = ("run_id", "result_id", "model", "trained", "weights_sha256", "benchm
 # one column per normalisation convention (a convention's name is its column's name)
 NORMALIZATION_COLUMNS = [n for n in NORMALIZATIONS if n not in (NO_NORMALIZATION, UNRECORDED)]
 LEADERBOARD_COLUMNS = (["model", "trained", "weights_sha256", "benchmark", "best_layer", "raw", "ci_low", "ci_high",
-                        "interval", "ceiling", "normalization"] + NORMALIZATION_COLUMNS
+                        "interval", "ceiling", "ceiling_lower", "ceiling_upper", "normalization"] + NORMALIZATION_COLUMNS
                        + ["metric", "timestamp", "run_id"])
 _STANDARD = set(LAYER_COLUMNS) | {"normalization", "interval"}
 
@@ -496,8 +496,9 @@ class ResultStore:
             return pd.read_sql_query("SELECT * FROM scores ORDER BY id", con)
 
     def leaderboard(self) -> pd.DataFrame:
-        """Latest headline per (model, weights, benchmark): best layer, raw, CI and its interval,
-        ceiling, and the normalised score in the column of its convention (`normalization` names
+        """Latest headline per (model, weights, benchmark): the bare model id and `trained`, best
+        layer, raw, CI and its interval, ceiling (`ceiling` = `ceiling_lower`, what scores are
+        normalised by, and `ceiling_upper` where the ceiling has one), and the normalised score in the column of its convention (`normalization` names
         it; a value under another convention, e.g. Brain-Score's explained variance, sits in that
         convention's column). Ranked within (benchmark, normalisation) by the headline convention's
         value: rows under different conventions are grouped apart, never interleaved."""
@@ -509,8 +510,10 @@ class ResultStore:
                 " WHERE row_kind = 'headline' GROUP BY model, weights_sha256, benchmark) latest ON s.id = latest.id",
                 con)
         frame["best_layer"] = frame["layer"]
-        frame["trained"] = frame["trained"].astype(bool)
-        frame["model"] = [m if t else f"{m} [untrained]" for m, t in zip(frame["model"], frame["trained"])]
+        frame["trained"] = frame["trained"].astype(bool)  # its own column: `model` is the bare model id
+        bounds = [json.loads(d or "{}") for d in frame["details"]]
+        frame["ceiling_lower"] = [b.get("ceiling_lower", c) for b, c in zip(bounds, frame["ceiling"])]
+        frame["ceiling_upper"] = [b.get("ceiling_upper", math.nan) for b in bounds]
         columns = NORMALIZATION_COLUMNS + ([UNRECORDED] if (frame["normalization"] == UNRECORDED).any() else [])
         values = {c: [math.nan] * len(frame) for c in columns}
         for i, (name, value, others) in enumerate(zip(frame["normalization"], frame["normalized"],

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -85,12 +86,14 @@ def fit_table(data, width: int, title: str | None = None, keep: Sequence[str] = 
         header_word = max((len(w) for w in _header(c).split()), default=1)
         if numeric[c]:
             return max(longest, min(header_word, 12))
-        return max(min(header_word, 14), min(longest, _MIN_TEXT))
+        # a text cell wraps at spaces; a token holding a digit (a number, '[0.1, 0.2]') is never split
+        digits = max((len(tok) for t in cells[c] for tok in t.split() if any(ch.isdigit() for ch in tok)), default=0)
+        return max(min(header_word, 14), min(longest, _MIN_TEXT), min(digits, 24))
 
     if columns and not numeric[columns[0]]:  # the row's name: whole where it can be
         first = columns[0]
         natural = max((len(t) for t in cells[first]), default=1)
-        widths[first] = min(natural, max(_MIN_TEXT, width // 3))
+        widths[first] = min(natural, max(_MIN_TEXT, width // 5))
     shown = list(columns)
     protected = set(keep) | set(columns[:1])
 
@@ -110,10 +113,11 @@ def fit_table(data, width: int, title: str | None = None, keep: Sequence[str] = 
                       width - _EDGE - _PER_COLUMN * len(shown))
     table = Table(title=escape(title) if title else None, show_lines=False)
     for c in shown:
+        header = Text(_header(c), no_wrap=False, overflow="fold")  # headers wrap at spaces, numbers never
         if numeric[c]:
-            table.add_column(escape(_header(c)), no_wrap=True, justify="right", width=sized[c])
+            table.add_column(header, no_wrap=True, justify="right", width=sized[c])
         else:
-            table.add_column(escape(_header(c)), overflow="fold", width=sized[c])
+            table.add_column(header, overflow="fold", width=sized[c])
     for i in range(len(records)):
         table.add_row(*[escape(cells[c][i]) for c in shown])
     return table, dropped
@@ -134,6 +138,13 @@ def _allocate(low: dict[str, int], natural: dict[str, int], room: int) -> dict[s
             if widths[c] >= natural[c]:
                 growing.remove(c)
     return widths
+
+
+def interval_text(low, high, digits: int = 4) -> str:
+    """A (low, high) pair as '[low, high]' ('-' when both are missing): wraps at its space only."""
+    if cell_text(low) == "-" and cell_text(high) == "-":
+        return "-"
+    return f"[{cell_text(low, digits)}, {cell_text(high, digits)}]"
 
 
 def _header(column: str) -> str:
