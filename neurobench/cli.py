@@ -370,6 +370,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    from .report.leaderboard import AGGREGATE_DEFINITION, filter_board, pivot, sort_rows, with_headline_values
     from .store import ResultStore, check_export_path
 
     if args.export:
@@ -380,14 +381,62 @@ def cmd_leaderboard(args) -> int:
         store.export_csv(args.export)
         err.print(escape(f"wrote {len(board)} rows to {args.export}"))
     if board.empty:
-        out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
+        err.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
+        return 0
+    board = filter_board(with_headline_values(board), args.family, args.benchmark)
+    if board.empty:
+        err.print(escape(f"no results in {store.path} match the filters"))
+        return 0
+    if args.html:
+        from .report import write_leaderboard_site
+
+        site = write_leaderboard_site(args.html, store, args.family, args.benchmark, rdms=args.rdms)
+        err.print(escape(f"wrote {len(site.files)} pages ({site.nbytes / 1e6:.1f} MB, {site.n_figures} figures) in "
+                         f"{site.seconds:.1f}s"))
+        out.print(escape(str(site.path)))
+        return 0
+    if args.pivot:
+        table = sort_rows(pivot(board), args.sort)
+        emit(out, table, args.format, title=f"normalised headline scores ({store.path}); rank by the aggregate",
+             keep=("aggregate", "n"))
+        if args.format == "table":
+            out.print(escape(AGGREGATE_DEFINITION))
+        return 0
+    columns = ["model", "trained", "weights", "family", "benchmark", "best_layer", "raw", "ci_low", "ci_high",
+               "interval", "ceiling_lower", "ceiling_upper", "normalized", "normalization", "metric", "timestamp",
+               "run_id"]
+    if args.format != "table":
+        emit(out, sort_rows(board[columns], args.sort), args.format)
         return 0
     out.print(escape(f"neurobench leaderboard ({store.path}): one table per normalisation convention "
                      "(docs/conventions.md); scores under different conventions are never ranked together"))
-    for name, definition, part in store.leaderboard_sections():
-        shown = part.drop(columns=["weights_sha256", "run_id", "trained"])
-        print_table(out, shown, title=f"normalisation: {name}")
-        out.print(escape(f"  {name}: {definition}"))
+    for name in dict.fromkeys(board["normalization"]):
+        part = sort_rows(board[board["normalization"] == name], args.sort)
+        view = _bounds_view(part[["model", "trained", "benchmark", "best_layer", "raw", "ci_low", "ci_high",
+                                  "ceiling_lower", "ceiling_upper", "normalized"]].rename(
+            columns={"ceiling_lower": "ceiling", "best_layer": "best layer"}))
+        print_table(out, view, title=f"normalisation: {name}", keep=("raw", "normalized"))
+        out.print(escape(f"  {name}: {_convention_definition(name)}"))
+    return 0
+
+
+def _convention_definition(name: str) -> str:
+    from .conventions import convention
+
+    try:
+        return convention("normalization", name).definition
+    except NeurobenchError:
+        return "(not a registered convention)"
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    written = write_report(args.out, args.store, args.model, args.benchmark, topo=args.topo, rdms=not args.no_rdms)
+    for why in written.skipped:
+        err.print(escape(f"not drawn: {why}"))
+    err.print(escape(f"report: {written.n_figures} figures, {written.nbytes / 1e6:.2f} MB, {written.seconds:.1f}s"))
+    out.print(escape(str(written.path)))
     return 0
 
 
@@ -591,7 +640,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("leaderboard", help="best layer per model x benchmark from the results store")
     s.add_argument("--store")
     s.add_argument("--export", metavar="CSV", help="write the leaderboard as CSV")
+    s.add_argument("--format", choices=FORMATS, default="table",
+                   help="table, or json (JSON Lines: one object per row), csv, markdown")
+    s.add_argument("--pivot", action="store_true", help="models x benchmarks of normalised scores, with the aggregate "
+                   "(mean over the benchmarks a model has, n shown) and rank")
+    s.add_argument("--sort", metavar="COLUMN", help="sort by a column (numbers high first): e.g. raw, normalized, "
+                   "model, or with --pivot a benchmark id or aggregate (default)")
+    s.add_argument("--family", nargs="+", help="only models of these families (`neurobench list models`)")
+    s.add_argument("--benchmark", nargs="+", metavar="PREFIX", help="only benchmarks starting with these prefixes")
+    s.add_argument("--html", metavar="DIR", help="write a static site: a sortable leaderboard page (index.html) and a "
+                   "report per model")
+    s.add_argument("--rdms", action="store_true", help="with --html: draw model and brain RDMs in the model reports "
+                   "(loads each model)")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("report", help="one self-contained HTML report of stored results (figures inline, no network)")
+    s.add_argument("--model", nargs="+", help="model ids (default: every model in the store)")
+    s.add_argument("--benchmark", nargs="+", metavar="PREFIX", help="only benchmarks starting with these prefixes")
+    s.add_argument("--out", default="neurobench-report.html", help="the HTML file to write")
+    s.add_argument("--topo", nargs="+", metavar="DIR", help="also show the figures of `neurobench topo` folders")
+    s.add_argument("--no-rdms", action="store_true", help="do not draw model and brain RDMs (they load the model)")
+    s.add_argument("--store")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("export", help="per-target results (every layer) of a stored result: CSV, Parquet or NIfTI "
                        "brain maps")

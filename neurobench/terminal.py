@@ -93,7 +93,7 @@ def fit_table(data, width: int, title: str | None = None, keep: Sequence[str] = 
     if columns and not numeric[columns[0]]:  # the row's name: whole where it can be
         first = columns[0]
         natural = max((len(t) for t in cells[first]), default=1)
-        widths[first] = min(natural, max(_MIN_TEXT, width // 5))
+        widths[first] = min(natural, max(_MIN_TEXT, width // 4))
     shown = list(columns)
     protected = set(keep) | set(columns[:1])
 

@@ -64,7 +64,8 @@ def pivot(board: pd.DataFrame, value: str = "normalized") -> pd.DataFrame:
     table = board.pivot_table(index=ROW_KEYS, columns="benchmark", values=value, aggfunc="first", dropna=False)
     agg = board.groupby(ROW_KEYS)["normalized"].agg(["mean", "count"])
     table = table.join(agg.rename(columns={"mean": "aggregate", "count": "n"}))
-    table["rank"] = table["aggregate"].rank(ascending=False, method="min")
+    table["rank"] = table["aggregate"].rank(ascending=False, method="min").astype("Int64")
+    table["n"] = table["n"].astype("Int64")
     table = table.reset_index()
     table.columns.name = None
     return table
