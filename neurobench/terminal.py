@@ -88,7 +88,8 @@ def fit_table(data, width: int, title: str | None = None, keep: Sequence[str] = 
             return max(longest, min(header_word, 12))
         # a text cell wraps at spaces; a token holding a digit (a number, '[0.1, 0.2]') is never split
         digits = max((len(tok) for t in cells[c] for tok in t.split() if any(ch.isdigit() for ch in tok)), default=0)
-        return max(min(header_word, 14), min(longest, _MIN_TEXT), min(digits, 24))
+        token = max((len(tok) for t in cells[c] for tok in t.split()), default=1)
+        return max(min(header_word, 14), min(token, _MIN_TEXT), min(digits, 24))
 
     if columns and not numeric[columns[0]]:  # the row's name: whole where it can be
         first = columns[0]
@@ -157,7 +158,7 @@ def print_table(out: Console, data, title: str | None = None, keep: Sequence[str
     out.print(table)
     if dropped:
         out.print(escape(f"(not shown at {out.width} columns: {', '.join(dropped)}; widen the terminal, set COLUMNS, "
-                         "or use --format json for every column)"), soft_wrap=True)
+                         "or use --format json for every column)"))
     return dropped
 
 

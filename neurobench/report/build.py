@@ -336,17 +336,18 @@ def write_leaderboard_site(folder, store=None, families: list[str] | None = None
             links[model] = f"models/{slug(model)}.html"
             written.files += rep.files
             written.n_figures += rep.n_figures
-    table_ = sort_rows(pivot(board), None)
+    table_ = sort_rows(pivot(board, full_weights=True), None)
     benches = sorted(set(board["benchmark"]))
-    cells = {(r["model"], r["trained"], r["weights"], r["benchmark"]): r for _, r in board.iterrows()}
+    cells = {(r["model"], r["trained"], r["weights_sha256"], r["benchmark"]): r for _, r in board.iterrows()}
     rows = []
     for _, row in table_.iterrows():
         model = row["model"]
         name = (f'<a href="{esc(links[model])}">{esc(model)}</a>' if model in links else esc(model))
-        cols = [f"<td>{name}</td>", text_cell("yes" if row["trained"] else "no"), text_cell(row["weights"]),
+        cols = [f"<td>{name}</td>", text_cell("yes" if row["trained"] else "no"),
+                f'<td title="{esc(row["weights_sha256"])}">{esc(row["weights"])}</td>',
                 number_cell(row["rank"], 0), number_cell(row["aggregate"]), number_cell(row["n"], 0)]
         for b in benches:
-            c = cells.get((model, row["trained"], row["weights"], b))
+            c = cells.get((model, row["trained"], row["weights_sha256"], b))
             if c is None:
                 cols.append('<td class="num" data-value="">-</td>')
                 continue

@@ -55,19 +55,26 @@ def filter_board(board: pd.DataFrame, families: list[str] | None = None,
     return board[keep].reset_index(drop=True)
 
 
-def pivot(board: pd.DataFrame, value: str = "normalized") -> pd.DataFrame:
-    """Models x benchmarks: one row per (model, trained, weights), one column per benchmark
+def pivot(board: pd.DataFrame, value: str = "normalized", full_weights: bool = False) -> pd.DataFrame:
+    """Models x benchmarks: one row per (model, trained, weights sha256; shown as its first 12
+    characters), one column per benchmark
     holding `value`, then `aggregate` and `n` (AGGREGATE_DEFINITION; the aggregate is over
-    `normalized` whatever `value` shows) and `rank` (1 = highest aggregate)."""
+    `normalized` whatever `value` shows) and `rank` (1 = highest aggregate); with `full_weights`
+    also the full `weights_sha256` (the row's key)."""
     if board.empty:
         return pd.DataFrame(columns=ROW_KEYS + ["aggregate", "n", "rank"])
-    table = board.pivot_table(index=ROW_KEYS, columns="benchmark", values=value, aggfunc="first", dropna=False)
-    agg = board.groupby(ROW_KEYS)["normalized"].agg(["mean", "count"])
+    keys = ["model", "trained", "weights_sha256"]
+    table = board.set_index(keys + ["benchmark"])[value].unstack("benchmark")
+    agg = board.groupby(keys)["normalized"].agg(["mean", "count"])
     table = table.join(agg.rename(columns={"mean": "aggregate", "count": "n"}))
     table["rank"] = table["aggregate"].rank(ascending=False, method="min").astype("Int64")
     table["n"] = table["n"].astype("Int64")
     table = table.reset_index()
     table.columns.name = None
+    sha = table.pop("weights_sha256")
+    table.insert(2, "weights", [str(w)[:12] for w in sha])
+    if full_weights:
+        table["weights_sha256"] = sha
     return table
 
 
