@@ -370,7 +370,13 @@ def cmd_score(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .report.leaderboard import AGGREGATE_DEFINITION, filter_board, pivot, sort_rows, with_headline_values
+    from .report.leaderboard import (
+        AGGREGATE_DEFINITION,
+        filter_board,
+        pivot,
+        sort_rows,
+        with_headline_values,
+    )
     from .store import ResultStore, check_export_path
 
     if args.export:
