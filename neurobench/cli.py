@@ -435,6 +435,48 @@ def _convention_definition(name: str) -> str:
         return "(not a registered convention)"
 
 
+def cmd_compare(args) -> int:
+    from .report.compare import compare, layer_cka
+
+    layers = dict(args.layer or [])
+    if args.cka:
+        if len(args.models) != 2:
+            raise NeurobenchError(f"--cka compares two models layer by layer; got {len(args.models)}")
+        frame, uri = layer_cka(args.models[0], args.models[1], args.benchmark, weights=args.weights, seed=args.seed,
+                               debiased=args.debiased, device=args.device, batch_size=args.batch_size)
+        if args.format == "json":
+            emit(out, [{"layer_a": a, "layer_b": b, "cka": float(frame.loc[a, b])}
+                       for a in frame.index for b in frame.columns], "json")
+        else:
+            print_table(out, frame.reset_index(), title=f"linear CKA: a = {args.models[0]} (rows), "
+                                                        f"b = {args.models[1]} (columns), {args.benchmark} stimuli")
+        _write_figure(args.figure, uri)
+        return 0
+    result = compare(args.models, args.benchmark, layers=layers, weights=args.weights, store=args.store,
+                     n_bootstrap=args.n_bootstrap, seed=args.seed, device=args.device, batch_size=args.batch_size)
+    if args.format == "json":
+        emit(out, [{"row_kind": "model", **r} for r in result.scores.to_dict("records")]
+             + [{"row_kind": "pair", **r} for r in result.pairs.to_dict("records")], "json")
+    else:
+        print_table(out, _bounds_view(result.scores), title=f"models on {args.benchmark} (held-out half)")
+        pairs = result.pairs.copy()
+        pairs.insert(3, "CI", [interval_text(lo, hi) for lo, hi in zip(pairs.pop("ci_low"), pairs.pop("ci_high"))])
+        print_table(out, pairs, title="paired differences (a - b)", keep=("difference", "p_holm", "p_fdr_bh"))
+        out.print(escape(result.description))
+    _write_figure(args.figure, result.figure)
+    return 0
+
+
+def _write_figure(path: str | None, uri: str) -> None:
+    """--figure PATH: the figure as an SVG file."""
+    if not path:
+        return
+    import base64
+
+    Path(path).write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+    err.print(escape(f"figure: {path}"))
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -659,6 +701,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rdms", action="store_true", help="with --html: draw model and brain RDMs in the model reports "
                    "(loads each model)")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("compare", help="paired comparison of models on an RSA benchmark (bootstrap over stimuli "
+                                       "and subjects, Holm and BH-corrected p), or layer x layer CKA of two models")
+    s.add_argument("--models", nargs="+", required=True)
+    s.add_argument("--benchmark", required=True)
+    s.add_argument("--layer", action="append", type=_option_pair, metavar="MODEL=LAYER",
+                   help="the layer of a model (default: the layer its stored headline selected)")
+    s.add_argument("--weights", help="'random' for untrained networks (all models)")
+    s.add_argument("--cka", action="store_true", help="layer x layer linear CKA of two models on the benchmark's stimuli")
+    s.add_argument("--debiased", action="store_true", help="with --cka: the debiased CKA estimator")
+    s.add_argument("--n-bootstrap", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--figure", metavar="SVG", help="write the figure (scores with CIs, or the CKA heatmap) as SVG")
+    s.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: JSON Lines, one object per model and per pair (row_kind)")
+    s.add_argument("--store")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("report", help="one self-contained HTML report of stored results (figures inline, no network)")
     s.add_argument("--model", nargs="+", help="model ids (default: every model in the store)")
