@@ -43,5 +43,5 @@ def test_shuffled_positions_control_is_its_own_leaderboard_entry(tmp_path):
     assert main(args) == 0
     assert main(args + ["--positions", "shuffled"]) == 0
     board = nb.ResultStore(store).leaderboard()
-    assert sorted(board["model"]) == ["toporesnet18-tau10 [untrained]",
-                                      "toporesnet18-tau10+shuffled-positions-seed0 [untrained]"]
+    assert sorted(board["model"]) == ["toporesnet18-tau10", "toporesnet18-tau10+shuffled-positions-seed0"]
+    assert not board["trained"].any()
