@@ -610,6 +610,10 @@ def cmd_cache(args) -> int:
     return 0
 
 
+# perf tables keep these columns at any width (the others fold or are named as dropped)
+_PERF_KEEP = ("median_s", "min_s", "speedup_vs_this", "peak_mb", "status")
+
+
 def cmd_perf(args) -> int:
     try:
         module = importlib.import_module(f"neurobench.perf.{args.suite}")
@@ -621,7 +625,7 @@ def cmd_perf(args) -> int:
 
         with open(args.json, "w") as fh:
             json.dump(rows, fh, default=str)
-    print_table(out, rows, title=f"neurobench perf {args.suite}")
+    emit(out, rows, args.format, title=f"neurobench perf {args.suite}", keep=_PERF_KEEP)
     return 0 if args.suite != "gpu" or all(r.get("status", "ok").startswith(("ok", "skipped")) for r in rows) else 1
 
 
@@ -775,6 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp = psub.add_parser(suite, help=text, description=text)
         declare(sp)
         sp.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+        sp.add_argument("--format", choices=FORMATS, default="table",
+                        help="table, or json (JSON Lines on stdout: one object per row), csv, markdown")
         sp.set_defaults(func=cmd_perf)
     return p
 
