@@ -137,3 +137,27 @@ def test_nested_progress_bars_with_markup_like_labels():
         assert progress._live is None and progress._depth == 0
     finally:
         progress.set_progress(None)
+
+
+def test_score_prints_the_selection_note_both_ceiling_bounds_and_json(tmp_path, capsys, monkeypatch):
+    from .miniature import example_plugin
+
+    monkeypatch.setenv("COLUMNS", "80")
+    store = str(tmp_path / "s.sqlite")
+    with example_plugin("my_plugin_for_terminal_tests"):
+        assert main(["score", "--model", "tiny-convnet", "--benchmark", "toy.colour-rsa", "--store", store,
+                     "-o", "n_bootstrap=50"]) == 0
+        out = capsys.readouterr().out
+        assert max(len(line) for line in out.splitlines()) <= 80
+        flat = " ".join(out.split())
+        assert "selection: toy.colour-rsa: layer chosen on a random half" in flat  # the note, under the headline
+        assert "every layer on all stimuli" in flat and "held-out score of the selected layer" in flat
+        assert main(["score", "--model", "tiny-convnet", "--benchmark", "toy.colour-rsa", "--store", store,
+                     "-o", "n_bootstrap=50", "--format", "json"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [r["row_kind"] for r in rows]
+    assert kinds == ["layer"] * 3 + ["headline"]
+    head = rows[-1]
+    assert head["model"] == "tiny-convnet" and head["trained"] is False
+    assert {"ceiling_lower", "ceiling_upper", "selection", "normalization", "interval", "notes"} <= set(head)
+    assert head["selection"].startswith("layer chosen on a random half")
