@@ -167,7 +167,7 @@ def _voxel_section(r: StoredResult, store: ResultStore, folder: Path) -> tuple[l
 
     out = []
     for (subject, value), (vol, affine) in target_volumes(stored, r.headline["layer"]).items():
-        if value != "normalized" and len(out) >= 1:
+        if value != "r":  # one map per subject: the held-out r of the selected layer
             continue
         img = nib.Nifti1Image(np.nan_to_num(vol, nan=0.0), affine)
         tmp = folder / f"{slug(r.model)}_{slug(r.benchmark)}_{slug(subject)}.nii.gz"

@@ -114,3 +114,33 @@ def test_report_cli_prints_its_path(store, tmp_path, capsys):
 def test_report_of_an_unknown_model_is_a_clear_error(store, tmp_path, capsys):
     assert main(["report", "--store", str(store.path), "--model", "nope", "--out", str(tmp_path / "r.html")]) == 2
     assert "no results of ['nope']" in capsys.readouterr().err
+
+
+def test_report_draws_per_voxel_maps_where_targets_have_voxel_coordinates(tmp_path, browser):
+    import numpy as np
+    import pandas as pd
+
+    from neurobench.store import ResultStore
+
+    from .stores import result
+
+    res = result(bench="toy.v1-encoding")
+    ijk = np.array([(i, j, k) for i in range(2, 6) for j in range(2, 6) for k in range(2, 6)])
+    frames = []
+    for layer in res.layers["layer"]:
+        frames.append(pd.DataFrame({"layer": layer, "subject": "subj01", "i": ijk[:, 0], "j": ijk[:, 1],
+                                    "k": ijk[:, 2], "r": np.linspace(-0.2, 0.6, len(ijk)),
+                                    "normalized": np.linspace(0, 1, len(ijk))}))
+    res.targets = pd.concat(frames, ignore_index=True)
+    res.target_space = {"subj01": {"columns": ["i", "j", "k"], "shape": [8, 8, 8],
+                                   "affine": (np.eye(4) * [8, 8, 8, 1]).tolist()}}
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.add(res)
+    store.add(result(bench="toy.hit-rsa"))
+    written = nb.report(tmp_path / "report.html", store, rdms=False)
+    html = written.path.read_text()
+    assert written.n_figures == 3 and html.count("data:image/png;base64,") == 1  # 2 profiles + 1 glass brain
+    assert "per-voxel r of layer fc" in html
+    assert "per-voxel maps not drawn: the benchmark&#x27;s targets have no voxel coordinates" not in html
+    page = Page(browser, written.path.as_uri())
+    assert all(w > 0 and h > 0 for _, _, w, h in page.image_sizes()) and page.errors == []
