@@ -106,7 +106,7 @@ def _provenance(r: StoredResult) -> str:
     return f"<details><summary>provenance of these numbers</summary>{definition_list(items)}</details>"
 
 
-def _rdm_section(r: StoredResult) -> tuple[str | None, str | None]:
+def _rdm_section(r: StoredResult, adapters: dict) -> tuple[str | None, str | None]:
     """(figure HTML, None) or (None, why not): the selected layer's model RDM beside the mean
     brain RDM, both recomputed here (the store keeps scores, not RDMs)."""
     p = r.provenance
@@ -120,7 +120,10 @@ def _rdm_section(r: StoredResult) -> tuple[str | None, str | None]:
 
         bench = load_benchmark(r.benchmark)
         data, _ = bench.data_rdms(torch.device("cpu"))
-        adapter = load_model(r.model, weights=None if r.trained else "random", seed=int(p.get("seed", 0)))
+        key = (r.model, r.trained, int(p.get("seed", 0)))
+        if key not in adapters:  # one load per model for the whole report
+            adapters[key] = load_model(r.model, weights=None if r.trained else "random", seed=key[2])
+        adapter = adapters[key]
         if adapter.weights_id != r.weights_sha256:
             return None, (f"model RDM not drawn: {r.model} loads here with weights {adapter.weights_id}, the stored "
                           f"result was scored with {r.weights_sha256}")
@@ -180,7 +183,8 @@ def _voxel_section(r: StoredResult, store: ResultStore, folder: Path) -> tuple[l
     return out, None
 
 
-def _benchmark_section(r: StoredResult, store: ResultStore, written: Written, rdms: bool, scratch: Path) -> str:
+def _benchmark_section(r: StoredResult, store: ResultStore, written: Written, rdms: bool, scratch: Path,
+                       adapters: dict) -> str:
     h = r.headline
     parts = [f"<h3>{esc(r.benchmark)}</h3>"]
     parts.append(figure(figures.layer_profile(r),
@@ -200,7 +204,7 @@ def _benchmark_section(r: StoredResult, store: ResultStore, written: Written, rd
                             + str(course.get("statistic", "")), "score time course"))
         written.n_figures += 1
     if rdms:
-        fig, why = _rdm_section(r)
+        fig, why = _rdm_section(r, adapters)
         if fig:
             parts.append(fig)
             written.n_figures += 1
@@ -251,7 +255,7 @@ def _topography(dirs, written: Written) -> list[str]:
         folder = Path(d)
         if not folder.is_dir():
             raise InvalidInputError(f"--topo {folder}: not a folder (give the output folder of `neurobench topo`)")
-        svgs = sorted(folder.glob("*.svg"))
+        svgs = sorted(folder.rglob("*.svg"))  # `neurobench topo` writes them under figures/
         if not svgs:
             written.skipped.append(f"topography: {folder} holds no figures")
             continue
@@ -282,6 +286,7 @@ def write_report(out, store=None, models: list[str] | None = None, benchmarks: l
     scratch = out.parent / f".{out.name}.tmp"
     scratch.mkdir(exist_ok=True)
     by_model: dict[str, list[StoredResult]] = {}
+    adapters: dict = {}  # models loaded for RDMs, reused across benchmarks
     for r in results:
         by_model.setdefault(f"{r.model_display} ({r.weights_sha256[:12]})", []).append(r)
     heading = title or ("neurobench report: " + ", ".join(dict.fromkeys(r.model_display for r in results)))
@@ -293,7 +298,7 @@ def write_report(out, store=None, models: list[str] | None = None, benchmarks: l
         for name, rs in by_model.items():
             body.append(f'<h2 id="{esc(slug(name))}">{esc(name)}</h2>')
             body.append(table(HEADLINE_COLUMNS, _headline_rows(rs), sortable=True))
-            body += [_benchmark_section(r, st, written, rdms, scratch) for r in rs]
+            body += [_benchmark_section(r, st, written, rdms, scratch, adapters) for r in rs]
         traj = _trajectories(results, written)
         if traj:
             body += ["<h2>Training trajectories</h2>", *traj]
