@@ -84,12 +84,12 @@ def _benchmark_row(entry, modality: list[str] | None, problems: dict[str, list[s
         rep = entry.factory().data_report()
     except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
         problems.setdefault(str(exc), []).append(entry.name)
-        return {"benchmark": entry.name, "modality": found, "data": "error", "to download": "-",
+        return {"benchmark": entry.name, "data": "error", "to download": "-", "modality": found,
                 "description": entry.description}
     except Exception as exc:  # a plugin's broken factory
-        return {"benchmark": entry.name, "modality": found, "data": f"error: {type(exc).__name__}: {exc}",
-                "to download": "-", "description": entry.description}
-    return {"benchmark": entry.name, "modality": found, "data": _data_state(rep), "to download": _download_text(rep),
+        return {"benchmark": entry.name, "data": f"error: {type(exc).__name__}: {exc}", "to download": "-",
+                "modality": found, "description": entry.description}
+    return {"benchmark": entry.name, "data": _data_state(rep), "to download": _download_text(rep), "modality": found,
             "description": entry.description}
 
 
@@ -210,7 +210,7 @@ def cmd_verify(args) -> int:
     rows = [{"dataset": c.dataset, "file": c.file, "status": c.status, "copy": c.path or "-", "detail": c.detail}
             for c in report.checks]
     if rows:
-        print_table(out, rows, title="neurobench verify: every local copy hashed again")
+        print_table(out, rows, title="neurobench verify: every local copy hashed again", keep=("status", "detail"))
     else:
         out.print("no local data files to verify")
     if report.not_local:
@@ -387,11 +387,11 @@ def cmd_leaderboard(args) -> int:
         store.export_csv(args.export)
         err.print(escape(f"wrote {len(board)} rows to {args.export}"))
     if board.empty:
-        err.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
+        out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
         return 0
     board = filter_board(with_headline_values(board), args.family, args.benchmark)
     if board.empty:
-        err.print(escape(f"no results in {store.path} match the filters"))
+        out.print(escape(f"no results in {store.path} match the filters"))
         return 0
     if args.html:
         from .report import write_leaderboard_site
@@ -611,7 +611,8 @@ def cmd_cache(args) -> int:
 
 
 # perf tables keep these columns at any width (the others fold or are named as dropped)
-_PERF_KEEP = ("median_s", "min_s", "speedup_vs_this", "peak_mb", "status")
+_PERF_KEEP = ("median_s", "min_s", "speedup_vs_this", "peak_mb", "status", "seconds", "neurobench speed-up",
+              "agreement")
 
 
 def cmd_perf(args) -> int:

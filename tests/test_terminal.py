@@ -117,8 +117,8 @@ def test_list_filters_and_json(capsys):
     assert {"cichy2014.meg-rsa", "things-meg.all-rsa"} <= {r["benchmark"] for r in rows}
     assert main(["list", "benchmarks", "--modality", "fmri", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "benchmark,modality,data,to download,description"
-    assert any(line.startswith("kriegeskorte2008.hit-rsa,fmri,") for line in lines)
+    assert lines[0] == "benchmark,data,to download,modality,description"
+    assert any(line.startswith("kriegeskorte2008.hit-rsa,") and ",fmri," in line for line in lines)
     assert not any(line.startswith("kriegeskorte2008.mit-rsa,") for line in lines)  # monkey IT: spikes
 
 

@@ -132,7 +132,8 @@ class RSABenchmark(Benchmark):
         _key, t, note = self._checked
         return t.to(device), note
 
-    def _prepare(self, condensed: torch.Tensor) -> torch.Tensor:
+    def prepare(self, condensed: torch.Tensor) -> torch.Tensor:
+        """Condensed RDMs as the comparator sees them: after the benchmark's transform, if any."""
         return self.transform(condensed) if self.transform is not None else condensed
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
@@ -144,7 +145,7 @@ class RSABenchmark(Benchmark):
 
         with progress_bar(3, f"{self.identifier}: {self.n_bootstrap} bootstraps of {len(names)} layers, layer "
                              "selection, held-out bootstraps") as bar:
-            full = score_rdms(self._prepare(model), self._prepare(data), seed=seed, **common)
+            full = score_rdms(self.prepare(model), self.prepare(data), seed=seed, **common)
             bar.advance()
             _sel, test, select, held_out, best = self._held_out(model, data, n_stim, seed, common, bar)
         ceiling = full.ceiling_lower
@@ -183,12 +184,12 @@ class RSABenchmark(Benchmark):
     def _held_out(self, model, data, n_stim: int, seed: int, common: dict, bar):
         """The layer chosen on a seeded half of the stimuli, scored on the other half."""
         select, held_out = half_split(n_stim, seed)
-        sel = score_rdms(self._prepare(subset_condensed(model, select)), self._prepare(subset_condensed(data, select)),
+        sel = score_rdms(self.prepare(subset_condensed(model, select)), self.prepare(subset_condensed(data, select)),
                          seed=seed, method=self.comparator, n_bootstrap=0)
         bar.advance()
         best = int(torch.argmax(sel.score))
-        test = score_rdms(self._prepare(subset_condensed(model[best:best + 1], held_out)),
-                          self._prepare(subset_condensed(data, held_out)), seed=seed, **common)
+        test = score_rdms(self.prepare(subset_condensed(model[best:best + 1], held_out)),
+                          self.prepare(subset_condensed(data, held_out)), seed=seed, **common)
         bar.advance()
         return sel, test, select, held_out, best
 

@@ -163,7 +163,7 @@ def _voxel_section(r: StoredResult, store: ResultStore, folder: Path) -> tuple[l
     try:
         import nibabel as nib
 
-        from ..export import _glass_brain
+        from ..export import glass_brain
     except ImportError as exc:
         return [], f"per-voxel maps not drawn: {exc.name} is not installed"
     import base64
@@ -174,7 +174,7 @@ def _voxel_section(r: StoredResult, store: ResultStore, folder: Path) -> tuple[l
             continue
         img = nib.Nifti1Image(np.nan_to_num(vol, nan=0.0), affine)
         tmp = folder / f"{slug(r.model)}_{slug(r.benchmark)}_{slug(subject)}.nii.gz"
-        for path in _glass_brain(img, tmp, f"{subject}: {value}"):
+        for path in glass_brain(img, tmp, f"{subject}: {value}"):
             if path.suffix == ".png":
                 uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
                 out.append(figure(uri, f"{subject}: per-voxel {value} of layer {r.headline['layer']}",

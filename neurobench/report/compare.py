@@ -106,8 +106,8 @@ def compare(models: list[str], benchmark: str, layers: dict[str, str] | None = N
             acts = adapter.activations(stim, [layer], batch_size=batch_size, device=device)
             rdms.append(model_rdms(acts, stim.ids, bench.rdm_method, device, benchmark)[0])
             bar.advance()
-    x = bench._prepare(subset_condensed(torch.stack(rdms), held_out))
-    y = bench._prepare(subset_condensed(data, held_out))
+    x = bench.prepare(subset_condensed(torch.stack(rdms), held_out))
+    y = bench.prepare(subset_condensed(data, held_out))
     kind = "both" if y.shape[0] >= 2 else "stimuli"
     scored = score_rdms(x, y, method=bench.comparator, n_bootstrap=n_bootstrap, seed=seed, bootstrap=kind,
                         ceiling=False)
