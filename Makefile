@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: setup postgres demo test test-all lint perf gpu-check clean
+.PHONY: setup postgres browser demo test test-all lint perf gpu-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ postgres:
 	  else echo "PostgreSQL is not installed and apt-get is not possible here: its tests will be skipped"; fi; \
 	fi
 
+# Chromium for the report / leaderboard page tests (driven by Playwright through executable_path: no
+# browser download). Installed from the Debian packages when missing and apt-get is there (CI runs as
+# root); elsewhere the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+	    echo "chromium not installed (needs root and apt-get): the browser tests will skip"; }
+
 # The hub is unreachable on the build machines: the demo scores the untrained TopoNet (labelled so).
 DEMO_BENCHMARKS = kriegeskorte2008.hit-rsa kriegeskorte2008.mit-rsa kriegeskorte2008.hit-trsa kriegeskorte2008.mit-trsa
 
@@ -34,11 +43,14 @@ demo: setup
 	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench score --model toporesnet18 --weights random --benchmark $(DEMO_BENCHMARKS)
 	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench topo --model toporesnet18 --weights random --layers layer3.1 layer4.1
 	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench leaderboard --export leaderboard.csv
+	@echo "report of the demo run (self-contained HTML, open it in a browser):"
+	NEUROBENCH_MIRROR=$(MIRROR) $(VENV)/bin/neurobench report --model toporesnet18-tau10 --benchmark $(DEMO_BENCHMARKS) \
+	  --topo neurobench-topo-toporesnet18-tau10-untrained --out neurobench-report.html
 
-test: setup postgres
+test: setup postgres browser
 	NEUROBENCH_MIRROR=$(MIRROR) $(PY) -m pytest -q
 
-test-all: setup postgres
+test-all: setup postgres browser
 	NEUROBENCH_MIRROR=$(MIRROR) $(PY) -m pytest -q -m ''
 
 lint: setup

@@ -228,7 +228,7 @@ def load_trials() -> TemporalTrials:
     return _TRIALS[key]
 
 
-@register_benchmark("cichy2014.meg-rsa", dataset=DATASET)
+@register_benchmark("cichy2014.meg-rsa", dataset=DATASET, modality="meg")
 def cichy2014_meg_rsa():
     """Cichy 2014 92 objects, MEG (1 subject, 306 sensors), time-resolved RSA, Spearman"""
     return TemporalRSABenchmark(

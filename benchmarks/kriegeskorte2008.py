@@ -104,7 +104,8 @@ def _make(region: str, comparator: str, transform=None, transform_name: str = ""
 
     factory.__doc__ = (f"Kriegeskorte 2008 92 objects vs {what}, Kendall tau-a"
                        + (f" on {transform_name} RDMs" if transform_name else ""))
-    register_benchmark(f"{DATASET}.{region}-{metric_label}", dataset=DATASET)(factory)
+    register_benchmark(f"{DATASET}.{region}-{metric_label}", dataset=DATASET,
+                       modality="fmri" if region == "hit" else "spikes")(factory)
 
 
 for _region in ("hit", "mit"):

@@ -285,14 +285,14 @@ def _topographic(identifier: str, description: str, metric: str, fn, loader, con
                                 label_column="condition")
 
 
-@register_benchmark("language-localizer.topo-near-far-similarity", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY)
+@register_benchmark("language-localizer.topo-near-far-similarity", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY, modality="topography")
 def localizer_near_far_similarity():
     """Near-minus-far tuning similarity of sheet layers on the 128 language-localizer texts (as topo.near-far-similarity)"""
     return _topographic("language-localizer.topo-near-far-similarity", localizer_near_far_similarity.__doc__,
                         "topo-near-far-similarity", _near_far, localizer_stimuli, LOCALIZER_CONTRASTS)
 
 
-@register_benchmark("language-localizer.topo-selectivity", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY)
+@register_benchmark("language-localizer.topo-selectivity", dataset=LOCALIZER, by_name_only=BY_NAME_ONLY, modality="topography")
 def localizer_selectivity():
     """Moran's I of the sentences > nonword-lists t map (Fedorenko et al. 2010), with patches"""
     return _topographic("language-localizer.topo-selectivity", localizer_selectivity.__doc__,
@@ -300,14 +300,14 @@ def localizer_selectivity():
                         localizer_stimuli, LOCALIZER_CONTRASTS)
 
 
-@register_benchmark("word-classes.topo-noun-verb", dataset=WORD_CLASSES, by_name_only=BY_NAME_ONLY)
+@register_benchmark("word-classes.topo-noun-verb", dataset=WORD_CLASSES, by_name_only=BY_NAME_ONLY, modality="topography")
 def noun_verb_selectivity():
     """Moran's I of the nouns > verbs t map on 96 single words (Moseley & Pulvermüller 2014)"""
     return _topographic("word-classes.topo-noun-verb", noun_verb_selectivity.__doc__, "topo-nouns-verbs-morans-i",
                         _contrast_signature(WORD_CONTRASTS[0]), word_class_stimuli, WORD_CONTRASTS)
 
 
-@register_benchmark("word-classes.topo-concrete-abstract", dataset=WORD_CLASSES, by_name_only=BY_NAME_ONLY)
+@register_benchmark("word-classes.topo-concrete-abstract", dataset=WORD_CLASSES, by_name_only=BY_NAME_ONLY, modality="topography")
 def concrete_abstract_selectivity():
     """Moran's I of the concrete > abstract t map on 96 single words (Moseley & Pulvermüller 2014)"""
     return _topographic("word-classes.topo-concrete-abstract", concrete_abstract_selectivity.__doc__,

@@ -458,12 +458,13 @@ def _register(key: str, region: str) -> None:
     what = f"HVM public images, macaque {region} multi-units (70-170 ms)"
 
     @register_benchmark(pls_id, f"Majaj-Hong 2015 public {region}: Brain-Score PLS (25 components, 10 stratified "
-                        "90/10 splits, median Pearson r, internal-consistency ceiling)", dataset=DATASET)
+                        "90/10 splits, median Pearson r, internal-consistency ceiling)", dataset=DATASET,
+                        modality="spikes")
     def pls_benchmark():
         return MajajHongPLSBenchmark(pls_id, region, f"{what}; Brain-Score PLS")
 
     @register_benchmark(enc_id, f"Majaj-Hong 2015 public {region}: cross-validated ridge on 10 stratified folds, "
-                        "split-half ceiling", dataset=DATASET)
+                        "split-half ceiling", dataset=DATASET, modality="spikes")
     def encoding_benchmark():
         return MajajHongEncodingBenchmark(enc_id, region, f"{what}; ridge encoding")
 

@@ -517,7 +517,7 @@ def _register(region: str) -> None:
     factory.__doc__ = (f"NSD {name} ({family}: {' + '.join(labels)}): ridge encoding of single-trial betas, shared-1000 test "
                        "images, ncsnr noise ceiling, 8 subjects")
     factory.__qualname__ = f"nsd_{region}_encoding"
-    register_benchmark(f"{DATASET}.{region}-encoding", dataset=DATASET)(factory)
+    register_benchmark(f"{DATASET}.{region}-encoding", dataset=DATASET, modality="fmri")(factory)
 
 
 for _region in REGIONS:

@@ -390,7 +390,7 @@ def _register(experiment: str) -> None:
 
     factory.__doc__ = (f"Pereira 2018 Experiment {exp.number}: {exp.n_sentences} sentences, language-network voxels, "
                        "ridge encoding per subject, passage-grouped folds, cross-subject ceiling")
-    register_benchmark(f"{DATASET}.{experiment}-encoding", dataset=DATASET)(factory)
+    register_benchmark(f"{DATASET}.{experiment}-encoding", dataset=DATASET, modality="fmri")(factory)
 
 
 for _experiment in EXPERIMENTS:

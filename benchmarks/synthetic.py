@@ -146,14 +146,14 @@ def spike_responses():
     return repeated_assembly(counts.astype(np.float64), stimuli().ids, [f"unit{i:03d}" for i in range(n_neurons)])
 
 
-@register_benchmark("synthetic.fmri-encoding", by_name_only=True)
+@register_benchmark("synthetic.fmri-encoding", by_name_only=True, modality="fmri")
 def synthetic_fmri():
     """Ground truth: 200 voxels = linear map of hidden features, spill-over, AR(1) noise, 4 runs"""
     return EncodingBenchmark("synthetic.fmri-encoding", synthetic_fmri.__doc__, (), stimuli, fmri_responses,
                              reduction="srp")
 
 
-@register_benchmark("synthetic.spikes-encoding", by_name_only=True)
+@register_benchmark("synthetic.spikes-encoding", by_name_only=True, modality="spikes")
 def synthetic_spikes():
     """Ground truth: 100 neurons, Poisson counts from known linear tuning, 6 repetitions"""
     return EncodingBenchmark("synthetic.spikes-encoding", synthetic_spikes.__doc__, (), stimuli, spike_responses,

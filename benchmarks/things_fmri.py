@@ -412,8 +412,8 @@ def _register(roi: str) -> None:
 
     encoding.__doc__ = f"THINGS-fMRI {roi} ({cols}): ridge encoding, 8,640 train / 100 test images, 3 subjects"
     rsa.__doc__ = f"THINGS-fMRI {roi} ({cols}): RSA on the 100 test images, tau-a, Nili ceiling over 3 subjects"
-    register_benchmark(f"things-fmri.{roi.lower()}-encoding", dataset=DATASET)(encoding)
-    register_benchmark(f"things-fmri.{roi.lower()}-rsa", dataset=DATASET)(rsa)
+    register_benchmark(f"things-fmri.{roi.lower()}-encoding", dataset=DATASET, modality="fmri")(encoding)
+    register_benchmark(f"things-fmri.{roi.lower()}-rsa", dataset=DATASET, modality="fmri")(rsa)
 
 
 for _roi in ROIS:

@@ -451,7 +451,7 @@ def _make_encoding(group: str):
 
     factory.__doc__ = (f"THINGS-MEG {_what(group)}: time-resolved ridge encoding (exp images train, 200 test images "
                        "x 12 repetitions test), split-half ceiling, 4 participants")
-    register_benchmark(f"things-meg.{group}-encoding", dataset=DATASET)(factory)
+    register_benchmark(f"things-meg.{group}-encoding", dataset=DATASET, modality="meg")(factory)
 
 
 def _make(group: str):
@@ -467,7 +467,7 @@ def _make(group: str):
             data_files=_data_files(), load_trials=lambda: load_trials(group))
 
     factory.__doc__ = f"THINGS-MEG 200 test images, 4 participants, {what}, time-resolved RSA"
-    register_benchmark(ident, dataset=DATASET)(factory)
+    register_benchmark(ident, dataset=DATASET, modality="meg")(factory)
 
 
 for _group in GROUPS:

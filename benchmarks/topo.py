@@ -57,7 +57,7 @@ def _effective_dim(x, pos, labels, seed, device):
     return r.participation_ratio, r.ci_low, r.ci_high, {"n_constant": r.n_constant, "interval": STIMULI_NORMAL}
 
 
-@register_benchmark("topo.near-far-similarity", dataset="kriegeskorte2008")
+@register_benchmark("topo.near-far-similarity", dataset="kriegeskorte2008", modality="topography")
 def topo_near_far_similarity():
     """Near-minus-far tuning similarity on the sheet, centred on shuffled positions (neurobench's definition; 92 objects)"""
     return TopographicBenchmark("topo.near-far-similarity", topo_near_far_similarity.__doc__,
@@ -69,21 +69,21 @@ benchmarks.rename("topo.smoothness", "topo.near-far-similarity",
                   "TDANN's smoothness is `topo.tdann-face-smoothness`")
 
 
-@register_benchmark("topo.tdann-face-smoothness", dataset="kriegeskorte2008")
+@register_benchmark("topo.tdann-face-smoothness", dataset="kriegeskorte2008", modality="topography")
 def topo_tdann_face_smoothness():
     """TDANN's smoothness (Margalit et al. 2024) of face selectivity over the sheet: (max - first) / max of |t difference| vs distance (92 objects)"""
     return TopographicBenchmark("topo.tdann-face-smoothness", topo_tdann_face_smoothness.__doc__,
                                 "topo-tdann-smoothness", _tdann_face, load_stimuli, datasets=(DATASET,))
 
 
-@register_benchmark("topo.face-selectivity-clusters", dataset="kriegeskorte2008")
+@register_benchmark("topo.face-selectivity-clusters", dataset="kriegeskorte2008", modality="topography")
 def topo_face_clusters():
     """Moran's I of face-vs-rest t maps, with face patch counts and sizes (92 objects)"""
     return TopographicBenchmark("topo.face-selectivity-clusters", topo_face_clusters.__doc__,
                                 "topo-face-morans-i", _face_clusters, load_stimuli, datasets=(DATASET,))
 
 
-@register_benchmark("topo.effective-dim", dataset="kriegeskorte2008")
+@register_benchmark("topo.effective-dim", dataset="kriegeskorte2008", modality="topography")
 def topo_effective_dim():
     """Participation ratio of layer responses to the 92 objects, bootstrap CI over stimuli"""
     return TopographicBenchmark("topo.effective-dim", topo_effective_dim.__doc__, "participation-ratio",

@@ -40,8 +40,11 @@ _LAZY = {
     # results
     "Scores": "result", "ScoreResult": "result", "ResultStore": "store", "export_targets": "export",
     "TemporalTrials": "kinds.temporal_rsa",
+    # reports, leaderboard site, model comparison (`nb.report(...)` is the callable package `report`)
+    "write_report": "report.build", "write_leaderboard_site": "report.build",
+    "compare": "report.compare", "layer_cka": "report.compare",
 }
-_SUBMODULES = ("errors",)  # modules exposed as attributes: `nb.errors.UnknownNameError`
+_SUBMODULES = ("errors", "report")  # modules exposed as attributes: `nb.errors.UnknownNameError`
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 

@@ -144,10 +144,13 @@ class ScoreRun:
 
     def headlines(self) -> pd.DataFrame:
         """One row per result: the selected layer's held-out score, CI (and what it resamples),
-        ceiling, normalised score and its convention (docs/conventions.md)."""
+        ceiling (`ceiling`: the lower bound the score is normalised by; `ceiling_upper` where the
+        ceiling has an upper bound), normalised score and its convention (docs/conventions.md),
+        and how the layer was selected."""
         return pd.DataFrame([{"benchmark": r.benchmark, "best layer": r.best_layer, "raw": r.raw, "ci_low": r.ci_low,
                               "ci_high": r.ci_high, "interval": r.interval, "ceiling": r.ceiling,
-                              "normalized": r.normalized, "normalization": r.normalization}
+                              "ceiling_upper": r.ceiling_upper, "normalized": r.normalized,
+                              "normalization": r.normalization, "selection": r.selection}
                              for r in self.results])
 
 

@@ -9,44 +9,22 @@ import math
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .errors import NeurobenchError, UnknownNameError
 from .paths import home
 from .perf import SUITES
 from .progress import set_progress
 from .registry import benchmarks, load_plugin, metrics, models, plugin_errors
+from .terminal import FORMATS, cell_text, console, emit, interval_text, print_table
 from .version import __version__
 
 # The library (neurobench.api and what it imports: torch, pandas) is imported inside the commands,
 # so `neurobench --help` and argument errors answer at once.
 
-# Tables stay readable when piped: rich would otherwise wrap to 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _fmt(x, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-def _table(data, title: str | None = None) -> Table:
-    """A rich table of a DataFrame or a list of row dicts; text is escaped so names like
-    'model [untrained]' print as they are."""
-    if isinstance(data, list):
-        columns, records = list(dict.fromkeys(k for rec in data for k in rec)), data
-    else:
-        columns, records = list(data.columns), data.to_dict("records")
-    table = Table(title=escape(title) if title else None, show_lines=False)
-    for col in columns:
-        table.add_column(escape(str(col)), overflow="fold")
-    for rec in records:
-        table.add_row(*[escape(_fmt(rec.get(col))) for col in columns])
-    return table
+# The terminal's width; when piped, COLUMNS or 80 (`neurobench.terminal`): set again by `main`.
+out = console()
+err = console(stderr=True)
 
 
 def _load_plugins(specs: list[str], report: bool) -> dict[str, str]:
@@ -65,36 +43,54 @@ def _load_plugins(specs: list[str], report: bool) -> dict[str, str]:
 def cmd_list(args) -> int:
     if args.options:
         return _list_options(args)
+    problems: dict[str, list[str]] = {}
     if args.what == "models":
         rows = []
         for e in models:
+            family = e.meta.get("family", "custom")
+            if args.family and family not in args.family:
+                continue
             hub = e.meta.get("weights")
             cached = "-" if hub is None else ("yes" if hub.cached_path() is not None else "no")
-            rows.append({"model": e.name, "family": e.meta.get("family", "custom"),
-                         "source": e.meta.get("source", "-"), "weights cached": cached, "description": e.description})
+            rows.append({"model": e.name, "family": family, "source": e.meta.get("source", "-"),
+                         "weights cached": cached, "description": e.description})
     elif args.what == "benchmarks":
-        rows, problems = [], {}
+        rows = []
         for e in benchmarks:
-            try:
-                rep = e.factory().data_report()
-            except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
-                problems.setdefault(str(exc), []).append(e.name)
-                rows.append({"benchmark": e.name, "data": "error", "to download": "-", "description": e.description})
-                continue
-            except Exception as exc:  # a plugin's broken factory is listed, not fatal to the listing
-                rows.append({"benchmark": e.name, "data": f"error: {type(exc).__name__}: {exc}", "to download": "-",
-                             "description": e.description})
-                continue
-            rows.append({"benchmark": e.name, "data": _data_state(rep), "to download": _download_text(rep),
-                         "description": e.description})
+            row = _benchmark_row(e, args.modality, problems)
+            if row is not None:
+                rows.append(row)
     else:
         rows = [{"metric": e.name, "description": e.description} for e in metrics]
-    out.print(_table(rows) if rows else f"no {args.what} registered")
-    for problem, names in (problems if args.what == "benchmarks" else {}).items():
+    if rows:
+        emit(out, rows, args.format, keep=("description",) if args.what == "metrics" else ())
+    else:
+        err.print(escape(f"no {args.what} registered" + (" that match the filters" if args.family or args.modality
+                                                          else "")))
+    for problem, names in problems.items():
         err.print(escape(f"data of {', '.join(names)}: {problem}"), style="yellow")
     for name, problem in plugin_errors.items():
         err.print(f"[yellow]plugin {escape(repr(name))} failed to load: {escape(problem)}[/yellow]")
     return 0
+
+
+def _benchmark_row(entry, modality: list[str] | None, problems: dict[str, list[str]]) -> dict | None:
+    """One row of `neurobench list benchmarks` (None: filtered out by --modality); a broken
+    manifest or factory is listed, not fatal to the listing."""
+    found = str(entry.meta.get("modality", "-"))  # declared with the registration: fmri, meg, spikes, topography
+    if modality and found not in modality:
+        return None
+    try:
+        rep = entry.factory().data_report()
+    except NeurobenchError as exc:  # e.g. a broken manifest: reported below, the others still listed
+        problems.setdefault(str(exc), []).append(entry.name)
+        return {"benchmark": entry.name, "data": "error", "to download": "-", "modality": found,
+                "description": entry.description}
+    except Exception as exc:  # a plugin's broken factory
+        return {"benchmark": entry.name, "data": f"error: {type(exc).__name__}: {exc}", "to download": "-",
+                "modality": found, "description": entry.description}
+    return {"benchmark": entry.name, "data": _data_state(rep), "to download": _download_text(rep), "modality": found,
+            "description": entry.description}
 
 
 def _option_value_text(value) -> str:
@@ -120,7 +116,10 @@ def _list_options(args) -> int:
     rows = [{"option": name, "value": _option_value_text(values[name]), "description": doc or "-"}
             for name, doc in bench.options().items()]
     title = f"{bench.identifier} ({type(bench).__name__}): set with `neurobench score -o NAME=VALUE`"
-    out.print(_table(rows, title=title) if rows else escape(f"{bench.identifier} ({type(bench).__name__}) takes no options"))
+    if rows:
+        emit(out, rows, args.format, title=title)
+    else:
+        out.print(escape(f"{bench.identifier} ({type(bench).__name__}) takes no options"))
     return 0
 
 
@@ -210,8 +209,10 @@ def cmd_verify(args) -> int:
     report = verify_local(_data_targets(args.names) if args.names else None)
     rows = [{"dataset": c.dataset, "file": c.file, "status": c.status, "copy": c.path or "-", "detail": c.detail}
             for c in report.checks]
-    out.print(_table(rows, title="neurobench verify: every local copy hashed again") if rows
-              else "no local data files to verify")
+    if rows:
+        print_table(out, rows, title="neurobench verify: every local copy hashed again", keep=("status", "detail"))
+    else:
+        out.print("no local data files to verify")
     if report.not_local:
         err.print(escape(f"{report.not_local} files of these datasets have no local copy (not checked; name a "
                          "dataset or benchmark to report them as missing)"))
@@ -265,9 +266,9 @@ def _layer_view(layers):
     """The per-layer columns worth printing; times of time-resolved benchmarks in ms."""
     import pandas as pd
 
-    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "normalized", "brainscore_explained_variance",
-                        "n_subjects", "alpha_at_min", "alpha_at_max", "depth", "share_best", "mean_position_best")
-            if c in layers]
+    cols = [c for c in ("layer", "raw", "ci_low", "ci_high", "ceiling", "ceiling_upper", "normalized",
+                        "brainscore_explained_variance", "n_subjects", "alpha_at_min", "alpha_at_max", "depth",
+                        "share_best", "mean_position_best") if c in layers]
     view = layers[cols].copy()
     for col in _TIME_COLUMNS:
         if col in layers:
@@ -282,14 +283,52 @@ def _adapter(args):
     return with_positions(load_model(args.model, weights=args.weights, seed=args.seed), args.positions, args.seed)
 
 
+def _bounds_view(view):
+    """Intervals as one '[low, high]' column each, so both bounds stay on screen: the CI
+    (`ci_low`, `ci_high`) and, where the ceiling has an upper bound, the ceiling (`ceiling` is
+    the lower bound scores are normalised by, `ceiling_upper` the upper)."""
+    view = view.copy()
+    if "ci_low" in view:
+        at = list(view.columns).index("ci_low")
+        ci = [interval_text(lo, hi) for lo, hi in zip(view.pop("ci_low"), view.pop("ci_high"))]
+        view.insert(at, "CI", ci)
+    if "ceiling_upper" in view and view["ceiling_upper"].notna().any():
+        at = list(view.columns).index("ceiling")
+        bounds = [interval_text(lo, hi) for lo, hi in zip(view.pop("ceiling"), view.pop("ceiling_upper"))]
+        view.insert(at, "ceiling [lower, upper]", bounds)
+    elif "ceiling_upper" in view:
+        view = view.drop(columns=["ceiling_upper"])
+    return view
+
+
+def _score_json_rows(result, kind: str) -> list[dict]:
+    """`neurobench score --format json`: one object per row; row_kind 'layer' (every layer, all
+    stimuli) or 'headline' (the selected layer, held out), with the conventions and selection."""
+    common = {"model": result.model, "trained": result.trained, "benchmark": result.benchmark, "row_kind": kind}
+    if kind == "layer":
+        return [{**common, **rec} for rec in result.layer_conventions().to_dict("records")]
+    return [{**common, "layer": result.best_layer, "raw": result.raw, "ci_low": result.ci_low,
+             "ci_high": result.ci_high, "interval": result.interval, "ceiling": result.ceiling,
+             "ceiling_lower": result.ceiling_lower, "ceiling_upper": result.ceiling_upper,
+             "normalized": result.normalized, "normalization": result.normalization,
+             "other_normalizations": result.other_normalizations, "selection": result.selection,
+             "ceiling_note": result.ceiling_note, "notes": list(result.notes),
+             "duration_s": result.provenance.get("duration_s")}]
+
+
 def cmd_score(args) -> int:
     from .api import score_many
 
     def on_result(result) -> None:
         err.print(escape(f"scored {result.benchmark} in {result.provenance.get('duration_s', 0.0):.1f}s"))
-        if not args.quiet:
-            out.print(_table(_layer_view(result.layers),
-                             title=f"{result.model_display} on {result.benchmark} (per layer; see the selection note)"))
+        if args.quiet:
+            return
+        if args.format == "json":
+            emit(out, _score_json_rows(result, "layer"), "json")
+            return
+        print_table(out, _bounds_view(_layer_view(result.layers)),
+                    title=f"{result.model_display} on {result.benchmark}: every layer on all stimuli "
+                          "(the headline below is held out; see its selection note)")
 
     def on_failure(failure) -> None:
         err.print(f"[red]failed {escape(failure.benchmark)}: {escape(str(failure.error))}[/red]")
@@ -306,10 +345,15 @@ def cmd_score(args) -> int:
     if no_data:
         err.print(escape(f"skipped {len(no_data)} benchmarks whose data is not local: {', '.join(no_data)} "
                          "(`neurobench list benchmarks` shows what each needs; `neurobench fetch <benchmark>` gets it)"))
-    if run.results:
-        heads = run.headlines()
-        out.print(_table(heads.drop(columns=["interval", "normalization"]),
-                         title=f"{run.model_display}: held-out score of the selected layer"))
+    if run.results and args.format == "json":
+        emit(out, [row for r in run.results for row in _score_json_rows(r, "headline")], "json")
+        err.print(escape(f"stored in {run.store} (run {run.run_id})"))
+    elif run.results:
+        heads = _bounds_view(run.headlines().drop(columns=["interval", "normalization", "selection"]))
+        print_table(out, heads, title=f"{run.model_display}: held-out score of the selected layer",
+                    keep=("raw", "CI", "ceiling", "ceiling [lower, upper]", "normalized"))
+        for r in run.results:
+            out.print(escape(f"selection: {r.benchmark}: {r.selection}"))
         for r in run.results:
             out.print(escape(f"{r.benchmark}: normalised = {r.normalization}; CI = {r.interval}"
                              + "".join(f"; {k} = {v:.4f}" for k, v in r.other_normalizations.items())))
@@ -375,14 +419,14 @@ def cmd_sweep(args) -> int:
         elif kind == "stored" and not args.quiet:
             unit, outcome = value
             r = outcome.result
-            err.print(escape(f"scored {unit.label} on {r.benchmark}: best layer {r.best_layer}, raw {_fmt(r.raw)}"))
+            err.print(escape(f"scored {unit.label} on {r.benchmark}: best layer {r.best_layer}, raw {cell_text(r.raw)}"))
 
     run = sweep(**kwargs, **spec, on_event=on_event)
     out.print(escape(run.summary()))
     if run.failures:
-        out.print(_table([{"model": f.model, "weights": f.weights, "step": f.step, "benchmark": f.benchmark,
+        print_table(out, [{"model": f.model, "weights": f.weights, "step": f.step, "benchmark": f.benchmark,
                            "error": f.error_type, "message": f.message[:200]} for f in run.failures],
-                         title="failures (stored as failure rows; --retry-failed tries them again)"))
+                    title="failures (stored as failure rows; --retry-failed tries them again)")
     out.print(escape(f"store: {run.store} (run {run.run_id}); `neurobench leaderboard` shows the results"))
     return 0 if run.ok else 1
 
@@ -391,8 +435,8 @@ def cmd_store(args) -> int:
     from .stores import merge_stores
 
     reports = merge_stores(args.sources, args.into)
-    out.print(_table([{"source": r.source, "added": r.added, "skipped (stored already)": r.skipped,
-                       "failure rows added": r.failures_added} for r in reports], title=f"merged into {args.into}"))
+    print_table(out, [{"source": r.source, "added": r.added, "skipped (stored already)": r.skipped,
+                       "failure rows added": r.failures_added} for r in reports], title=f"merged into {args.into}")
     out.print(escape(f"{sum(r.added for r in reports)} result(s) added, {sum(r.skipped for r in reports)} skipped"))
     return 0
 
@@ -411,9 +455,9 @@ def cmd_chronology(args) -> int:
                         option_text=dict(args.option or []), layers=args.layers, reuse=not args.rescore,
                         on_result=on_result)
     pivot = report.trajectory.pivot_table(index="step", columns="name", values="score", sort=False).reset_index()
-    out.print(_table(pivot, title=f"{args.model}: score per checkpoint"))
-    out.print(_table(report.table.drop(columns=["interval"]),
-                     title=f"{args.model}: step at which each score reaches {args.fraction:g} of its final value"))
+    print_table(out, pivot, title=f"{args.model}: score per checkpoint")
+    print_table(out, report.table.drop(columns=["interval"]),
+                title=f"{args.model}: step at which each score reaches {args.fraction:g} of its final value")
     out.print(escape(f"interval: {report.result.interval}; order of emergence: {' < '.join(report.order)}"))
     if out_csv is not None:
         report.table.to_csv(out_csv, index=False)
@@ -426,6 +470,13 @@ def cmd_chronology(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    from .report.leaderboard import (
+        AGGREGATE_DEFINITION,
+        filter_board,
+        pivot,
+        sort_rows,
+        with_headline_values,
+    )
     from .store import check_export_path
     from .stores import open_store
 
@@ -439,18 +490,112 @@ def cmd_leaderboard(args) -> int:
     if board.empty:
         out.print(escape(f"no results in {store.path} yet: run `neurobench score --model ...`"))
         return 0
+    board = filter_board(with_headline_values(board), args.family, args.benchmark)
+    if board.empty:
+        out.print(escape(f"no results in {store.path} match the filters"))
+        return 0
+    if args.html:
+        from .report import write_leaderboard_site
+
+        site = write_leaderboard_site(args.html, store, args.family, args.benchmark, rdms=args.rdms)
+        err.print(escape(f"wrote {len(site.files)} pages ({site.nbytes / 1e6:.1f} MB, {site.n_figures} figures) in "
+                         f"{site.seconds:.1f}s"))
+        out.print(escape(str(site.path)))
+        return 0
+    if args.pivot:
+        table = sort_rows(pivot(board), args.sort)
+        emit(out, table, args.format, title=f"normalised headline scores ({store.path}); rank by the aggregate",
+             keep=("aggregate", "n"))
+        if args.format == "table":
+            out.print(escape(AGGREGATE_DEFINITION))
+        return 0
+    columns = ["model", "trained", "weights", "family", "step", "benchmark", "best_layer", "raw", "ci_low", "ci_high",
+               "interval", "ceiling_lower", "ceiling_upper", "normalized", "normalization", "metric", "config",
+               "configuration", "timestamp", "run_id"]
+    if args.format != "table":
+        emit(out, sort_rows(board[columns], args.sort), args.format)
+        return 0
     out.print(escape(f"neurobench leaderboard ({store.path}): one table per normalisation convention "
                      "(docs/conventions.md); scores under different conventions are never ranked together"))
     view = ("every configuration (--all-configs)" if args.all_configs and not args.config else
             f"configuration {args.config}" if args.config else
             "default configurations only (--all-configs shows runs on other layers, seeds or options)")
     out.print(escape(f"showing {view}"))
-    for name, definition, part in store.leaderboard_sections(default_only=not args.all_configs, config=args.config):
-        shown = part.drop(columns=["weights_sha256", "run_id", "trained", "timestamp"])
-        if shown["step"].isna().all():
-            shown = shown.drop(columns=["step"])
-        out.print(_table(shown, title=f"normalisation: {name}"))
-        out.print(escape(f"  {name}: {definition}"))
+    for name in dict.fromkeys(board["normalization"]):
+        part = sort_rows(board[board["normalization"] == name], args.sort)
+        shown = ["model", "trained", "step", "benchmark", "best_layer", "raw", "ci_low", "ci_high",
+                 "ceiling_lower", "ceiling_upper", "normalized", "config", "configuration"]
+        if part["step"].isna().all():
+            shown.remove("step")
+        if not args.all_configs and not args.config:
+            shown = shown[:-2]
+        view = _bounds_view(part[shown].rename(
+            columns={"ceiling_lower": "ceiling", "best_layer": "best layer"}))
+        print_table(out, view, title=f"normalisation: {name}",
+                    keep=("raw", "normalized", "configuration") if "configuration" in shown else ("raw", "normalized"))
+        out.print(escape(f"  {name}: {_convention_definition(name)}"))
+    return 0
+
+
+def _convention_definition(name: str) -> str:
+    from .conventions import convention
+
+    try:
+        return convention("normalization", name).definition
+    except NeurobenchError:
+        return "(not a registered convention)"
+
+
+def cmd_compare(args) -> int:
+    from .report.compare import compare, layer_cka
+
+    layers = dict(args.layer or [])
+    if args.cka:
+        if len(args.models) != 2:
+            raise NeurobenchError(f"--cka compares two models layer by layer; got {len(args.models)}")
+        frame, uri = layer_cka(args.models[0], args.models[1], args.benchmark, weights=args.weights, seed=args.seed,
+                               debiased=args.debiased, device=args.device, batch_size=args.batch_size)
+        if args.format == "json":
+            emit(out, [{"layer_a": a, "layer_b": b, "cka": float(frame.loc[a, b])}
+                       for a in frame.index for b in frame.columns], "json")
+        else:
+            print_table(out, frame.reset_index(), title=f"linear CKA: a = {args.models[0]} (rows), "
+                                                        f"b = {args.models[1]} (columns), {args.benchmark} stimuli")
+        _write_figure(args.figure, uri)
+        return 0
+    result = compare(args.models, args.benchmark, layers=layers, weights=args.weights, store=args.store,
+                     n_bootstrap=args.n_bootstrap, seed=args.seed, device=args.device, batch_size=args.batch_size)
+    if args.format == "json":
+        emit(out, [{"row_kind": "model", **r} for r in result.scores.to_dict("records")]
+             + [{"row_kind": "pair", **r} for r in result.pairs.to_dict("records")], "json")
+    else:
+        print_table(out, _bounds_view(result.scores), title=f"models on {args.benchmark} (held-out half)")
+        pairs = result.pairs.copy()
+        pairs.insert(3, "CI", [interval_text(lo, hi) for lo, hi in zip(pairs.pop("ci_low"), pairs.pop("ci_high"))])
+        print_table(out, pairs, title="paired differences (a - b)", keep=("difference", "p_holm", "p_fdr_bh"))
+        out.print(escape(result.description))
+    _write_figure(args.figure, result.figure)
+    return 0
+
+
+def _write_figure(path: str | None, uri: str) -> None:
+    """--figure PATH: the figure as an SVG file."""
+    if not path:
+        return
+    import base64
+
+    Path(path).write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+    err.print(escape(f"figure: {path}"))
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    written = write_report(args.out, args.store, args.model, args.benchmark, topo=args.topo, rdms=not args.no_rdms)
+    for why in written.skipped:
+        err.print(escape(f"not drawn: {why}"))
+    err.print(escape(f"report: {written.n_figures} figures, {written.nbytes / 1e6:.2f} MB, {written.seconds:.1f}s"))
+    out.print(escape(str(written.path)))
     return 0
 
 
@@ -517,10 +662,10 @@ def cmd_topo(args) -> int:
                                               "near_far_similarity_shuffled",
                                               "participation_ratio", "n_constant")
             or c.endswith("_morans_i") or c.endswith("_n_clusters")]
-    out.print(_table(table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)"))
+    print_table(out, table[keep], title=f"Topographic signatures of {adapter.display_name} ({len(stimuli)} stimuli)")
     if args.lesion_benchmark:
         lesions = _topo_lesions(args, adapter, [r.layer for r in results])
-        out.print(_table(lesions, title=f"Silencing the {args.lesion_category} patch: {args.lesion_benchmark} score"))
+        print_table(out, lesions, title=f"Silencing the {args.lesion_category} patch: {args.lesion_benchmark} score")
         from .topography.figures import markdown_table
 
         with open(summary, "a") as fh:
@@ -566,7 +711,7 @@ def cmd_cache(args) -> int:
         cap = cache_max()
         total = sum(e.nbytes for e in entries)
         if entries:
-            out.print(_table([e.row() for e in entries], title=f"activation cache ({cache.root})"))
+            print_table(out, [e.row() for e in entries], title=f"activation cache ({cache.root})")
         out.print(escape(f"{len(entries)} entries, {format_size(total)}"
                          + (f" (of {format_size(cache.total_bytes())} in the cache)" if args.model else "")
                          + f"; cap {format_size(cap) if cap else 'none'} (NEUROBENCH_CACHE_MAX)"))
@@ -574,6 +719,11 @@ def cmd_cache(args) -> int:
     n, freed = cache.clear(args.model)
     out.print(escape(f"deleted {n} entries ({format_size(freed)})" + (f" of {args.model}" if args.model else "")))
     return 0
+
+
+# perf tables keep these columns at any width (the others fold or are named as dropped)
+_PERF_KEEP = ("median_s", "min_s", "speedup_vs_this", "peak_mb", "status", "seconds", "neurobench speed-up",
+              "agreement")
 
 
 def cmd_perf(args) -> int:
@@ -587,7 +737,7 @@ def cmd_perf(args) -> int:
 
         with open(args.json, "w") as fh:
             json.dump(rows, fh, default=str)
-    out.print(_table(rows, title=f"neurobench perf {args.suite}"))
+    emit(out, rows, args.format, title=f"neurobench perf {args.suite}", keep=_PERF_KEEP)
     return 0 if args.suite != "gpu" or all(r.get("status", "ok").startswith(("ok", "skipped")) for r in rows) else 1
 
 
@@ -626,6 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shorthand for -o reduction=...: feature reduction before ridge in encoding benchmarks")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-layer tables")
+    s.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: JSON Lines, one object per row (row_kind 'layer' as each result arrives, unless "
+                        "--quiet, then 'headline')")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("sweep", help="score models x weights x benchmarks on a Dask cluster, resumably, each "
@@ -691,6 +844,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="list registered models, benchmarks or metrics")
     s.add_argument("what", choices=["models", "benchmarks", "metrics"])
     s.add_argument("--options", metavar="BENCHMARK", help="list BENCHMARK's options, their values and documentation")
+    s.add_argument("--family", nargs="+", help="only models of these families (e.g. toponets torchvision)")
+    s.add_argument("--modality", nargs="+", help="only benchmarks of these modalities (fmri, meg, spikes, topography)")
+    s.add_argument("--format", choices=FORMATS, default="table", help="table, or json (JSON Lines: one object per "
+                   "row), csv, markdown")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("fetch", help="pre-download datasets, a benchmark's data, or model weights (checksummed; "
@@ -710,7 +867,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-configs", action="store_true",
                    help="one row per configuration (layers, seed, options...), not only the default ones")
     s.add_argument("--config", metavar="FINGERPRINT", help="only the results of this configuration (a prefix will do)")
+    s.add_argument("--format", choices=FORMATS, default="table",
+                   help="table, or json (JSON Lines: one object per row), csv, markdown")
+    s.add_argument("--pivot", action="store_true", help="models x benchmarks of normalised scores, with the aggregate "
+                   "(mean over the benchmarks a model has, n shown) and rank")
+    s.add_argument("--sort", metavar="COLUMN", help="sort by a column (numbers high first): e.g. raw, normalized, "
+                   "model, or with --pivot a benchmark id or aggregate (default)")
+    s.add_argument("--family", nargs="+", help="only models of these families (`neurobench list models`)")
+    s.add_argument("--benchmark", nargs="+", metavar="PREFIX", help="only benchmarks starting with these prefixes")
+    s.add_argument("--html", metavar="DIR", help="write a static site: a sortable leaderboard page (index.html) and a "
+                   "report per model")
+    s.add_argument("--rdms", action="store_true", help="with --html: draw model and brain RDMs in the model reports "
+                   "(loads each model)")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("compare", help="paired comparison of models on an RSA benchmark (bootstrap over stimuli "
+                                       "and subjects, Holm and BH-corrected p), or layer x layer CKA of two models")
+    s.add_argument("--models", nargs="+", required=True)
+    s.add_argument("--benchmark", required=True)
+    s.add_argument("--layer", action="append", type=_option_pair, metavar="MODEL=LAYER",
+                   help="the layer of a model (default: the layer its stored headline selected)")
+    s.add_argument("--weights", help="'random' for untrained networks (all models)")
+    s.add_argument("--cka", action="store_true", help="layer x layer linear CKA of two models on the benchmark's stimuli")
+    s.add_argument("--debiased", action="store_true", help="with --cka: the debiased CKA estimator")
+    s.add_argument("--n-bootstrap", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--figure", metavar="SVG", help="write the figure (scores with CIs, or the CKA heatmap) as SVG")
+    s.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: JSON Lines, one object per model and per pair (row_kind)")
+    s.add_argument("--store")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("report", help="one self-contained HTML report of stored results (figures inline, no network)")
+    s.add_argument("--model", nargs="+", help="model ids (default: every model in the store)")
+    s.add_argument("--benchmark", nargs="+", metavar="PREFIX", help="only benchmarks starting with these prefixes")
+    s.add_argument("--out", default="neurobench-report.html", help="the HTML file to write")
+    s.add_argument("--topo", nargs="+", metavar="DIR", help="also show the figures of `neurobench topo` folders")
+    s.add_argument("--no-rdms", action="store_true", help="do not draw model and brain RDMs (they load the model)")
+    s.add_argument("--store")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("export", help="per-target results (every layer) of a stored result: CSV, Parquet or NIfTI "
                        "brain maps")
@@ -757,11 +954,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp = psub.add_parser(suite, help=text, description=text)
         declare(sp)
         sp.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+        sp.add_argument("--format", choices=FORMATS, default="table",
+                        help="table, or json (JSON Lines on stdout: one object per row), csv, markdown")
         sp.set_defaults(func=cmd_perf)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    global out, err
+    out, err = console(), console(stderr=True)  # the width (COLUMNS when piped) as it is now
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -81,11 +81,11 @@ def _write_nifti(stored: StoredTargets, layer: str, folder: Path, plot: bool) ->
         written.append(path)
         if plot:
             shown = nib.Nifti1Image(np.nan_to_num(vol, nan=0.0), affine)  # no data drawn as 0, as nilearn would
-            written += _glass_brain(shown, path, f"{res['model']} {layer} {subject}: {value}")
+            written += glass_brain(shown, path, f"{res['model']} {layer} {subject}: {value}")
     return written
 
 
-def _glass_brain(img, path: Path, title: str) -> list[Path]:
+def glass_brain(img, path: Path, title: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -1,4 +1,8 @@
-"""Progress bars on a terminal, silence elsewhere (non-tty, --quiet, tests)."""
+"""Progress bars on a terminal, silence elsewhere (non-tty, --quiet, tests).
+
+Bars nest: a bar opened while another is showing (a layer's ridge fits inside a benchmark's layer
+loop, an extraction inside a comparison) is one more line of the same live display, removed when
+its work is done."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _enabled: bool | None = None  # None: decide from whether stderr is a terminal
+_live = None  # the rich Progress showing now (shared by nested bars)
+_depth = 0
 
 
 def set_progress(enabled: bool | None) -> None:
@@ -30,14 +36,21 @@ class _Bar:
     def describe(self, text: str) -> None:
         """Replace the bar's description (e.g. a sweep's done / running / failed / skipped counts)."""
         if self._progress is not None:
-            self._progress.update(self._task, description=text)
+            from rich.markup import escape
+
+            self._progress.update(self._task, description=escape(text))
 
 
 @contextmanager
 def progress_bar(total: int, description: str, eta: bool = False) -> Iterator[_Bar]:
+    """A bar of `total` steps labelled `description` (plain text: 'model [untrained]' shows as it
+    is, never read as markup), transient, on stderr; a no-op when progress is off. `eta`: show the
+    time remaining (taken when the outermost bar opens)."""
+    global _live, _depth
     if not progress_enabled():
         yield _Bar(None, None)
         return
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -47,8 +60,18 @@ def progress_bar(total: int, description: str, eta: bool = False) -> Iterator[_B
         TimeRemainingColumn,
     )
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        *([TimeRemainingColumn()] if eta else []), transient=True,
-    ) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
+    if _live is None:
+        _live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                         *([TimeRemainingColumn()] if eta else []), transient=True)
+        _live.start()
+    progress = _live
+    _depth += 1
+    task = progress.add_task(escape(description), total=total)
+    try:
+        yield _Bar(progress, task)
+    finally:
+        progress.remove_task(task)
+        _depth -= 1
+        if _depth == 0:
+            progress.stop()
+            _live = None

@@ -121,8 +121,8 @@ _COLUMNS = ("run_id", "result_id", "model", "trained", "weights_sha256", "benchm
 # one column per normalisation convention (a convention's name is its column's name)
 NORMALIZATION_COLUMNS = [n for n in NORMALIZATIONS if n not in (NO_NORMALIZATION, UNRECORDED)]
 LEADERBOARD_COLUMNS = (["model", "trained", "weights_sha256", "step", "benchmark", "best_layer", "raw", "ci_low",
-                        "ci_high", "interval", "ceiling", "normalization"] + NORMALIZATION_COLUMNS
-                       + ["config", "configuration", "metric", "timestamp", "run_id"])
+                        "ci_high", "interval", "ceiling", "ceiling_lower", "ceiling_upper", "normalization"]
+                       + NORMALIZATION_COLUMNS + ["config", "configuration", "metric", "timestamp", "run_id"])
 _JOINED = ("fingerprint", "config_summary", "is_default", "step", "weights_label")
 _STANDARD = set(LAYER_COLUMNS) | {"normalization", "interval"}
 
@@ -748,7 +748,7 @@ class ResultStore:
         configuration** (`default_only`; a run on a subset of layers, another seed or other options
         is stored but never replaces it), or one row per configuration (`default_only=False`), or
         the results of one configuration (`config`: a fingerprint or a unique prefix). Columns:
-        best layer, raw, CI and its interval, ceiling, the normalised score in the column of its
+        the bare model id and `trained`, best layer, raw, CI and its interval, ceiling, the normalised score in the column of its
         convention (`normalization` names it; a value under another convention, e.g. Brain-Score's
         explained variance, sits in that convention's column), `step`, `config` (short
         fingerprint) and `configuration` (what differs from the default). Ranked within (benchmark,
@@ -765,11 +765,13 @@ class ResultStore:
             f" JOIN (SELECT MAX(s.id) AS id FROM scores s JOIN results r ON s.result_id = r.result_id{where}"
             f" GROUP BY {group}) latest ON s.id = latest.id", params)
         frame["best_layer"] = frame["layer"]
-        frame["trained"] = frame["trained"].astype(bool)
-        frame["model"] = [m if t else f"{m} [untrained]" for m, t in zip(frame["model"], frame["trained"])]
+        frame["trained"] = frame["trained"].astype(bool)  # its own column: `model` is the bare model id
         frame["config"] = [short(fp) for fp in frame["fingerprint"]]
         frame["configuration"] = frame["config_summary"]
         frame["step"] = frame["step"].astype("Int64")
+        bounds = [json.loads(d or "{}") for d in frame["details"]]
+        frame["ceiling_lower"] = [b.get("ceiling_lower", c) for b, c in zip(bounds, frame["ceiling"])]
+        frame["ceiling_upper"] = [b.get("ceiling_upper", math.nan) for b in bounds]
         columns = NORMALIZATION_COLUMNS + ([UNRECORDED] if (frame["normalization"] == UNRECORDED).any() else [])
         values = {c: [math.nan] * len(frame) for c in columns}
         for i, (name, value, others) in enumerate(zip(frame["normalization"], frame["normalized"],

@@ -160,7 +160,7 @@ def test_cli_default_selection_prints_results_skips_and_failures(registry, tmp_p
     assert "scored toy.a" in err and "scored toy.b" in err and "failed toy.broken: broken on purpose" in err
     assert "skipped toy.check: a ground-truth check" in err
     assert "skipped 1 benchmarks whose data is not local: toy.nodata" in err
-    assert "held-out score of the selected layer" in out and "stored in" in out
+    assert "held-out score of the selected layer" in " ".join(out.split()) and "stored in" in out
     rows = nb.ResultStore(tmp_path / "s.sqlite").rows()
     assert set(rows["benchmark"]) == {"toy.a", "toy.b"} and rows["run_id"].nunique() == 1
 

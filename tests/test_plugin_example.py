@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import neurobench as nb
@@ -40,7 +41,8 @@ def test_cli_with_plugin_file(tmp_path, capsys):
         listing = capsys.readouterr().out
         assert "tiny-convnet" in listing
         assert main(["leaderboard", "--store", str(store), "--export", str(tmp_path / "lb.csv")]) == 0
-        assert "tiny-convnet [untrained]" in (tmp_path / "lb.csv").read_text()
+        exported = pd.read_csv(tmp_path / "lb.csv")
+        assert list(exported["model"]) == ["tiny-convnet"] and list(exported["trained"]) == [False]
     finally:
         models.remove("tiny-convnet")
         benchmarks.remove("toy.colour-rsa")

@@ -60,10 +60,11 @@ def test_leaderboard_latest_best_layer_and_csv(tmp_path):
     board = store.leaderboard()
     assert list(board.columns) == LEADERBOARD_COLUMNS
     assert len(board) == 2
-    assert board.loc[board["model"] == "m", "raw"].item() == pytest.approx(0.3)
-    assert board.loc[board["model"] == "m", "nili_lower"].item() == pytest.approx(0.6)
+    trained = board[board["model"] == "m"].set_index("trained")
+    assert trained.loc[True, "raw"] == pytest.approx(0.3)
+    assert trained.loc[True, "nili_lower"] == pytest.approx(0.6)
+    assert trained.loc[False, "raw"] == pytest.approx(0.05)  # the bare model id; `trained` says which
     assert set(board["configuration"]) == {"default"} and board["config"].str.len().eq(12).all()
-    assert (board["model"] == "m [untrained]").sum() == 1
     csv = pd.read_csv(store.export_csv(tmp_path / "lb.csv"))
     assert list(csv.columns) == LEADERBOARD_COLUMNS and len(csv) == 2
     assert "normalized" not in csv  # never one column for values under different conventions
@@ -182,14 +183,15 @@ def test_two_processes_writing_at_once_lose_no_rows(tmp_path):
     assert rows.groupby("result_id").size().eq(3).all()
 
 
-def test_cli_leaderboard_prints_untrained_label(tmp_path, capsys):
+def test_cli_leaderboard_prints_the_trained_column(tmp_path, capsys):
     from neurobench.cli import main
 
     store = ResultStore(tmp_path / "r.sqlite")
     store.add(_result(model="m", trained=False))
     assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite")]) == 0
     out = capsys.readouterr().out
-    assert "m [untrained]" in out and "normalisation: nili_lower" in out and "Nili et al. (2014)" in out
+    assert "│ m " in out and "false" in out and "[untrained]" not in out  # `trained` is its own column
+    assert "normalisation: nili_lower" in out and "Nili et al. (2014)" in out
 
 
 def test_perf_targets_suite_reads_back_what_it_stored(capsys):

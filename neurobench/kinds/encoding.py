@@ -27,6 +27,7 @@ says which; a layer's NaN score always has a NaN interval.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +63,7 @@ from ..metrics.ridge import (
 from ..metrics.scaling import max_abs, power_of_two_factor
 from ..metrics.splits import Splits, kfold_splits
 from ..options import int_at_least, non_negative_int, one_of, option, parse_floats, positive_floats
+from ..progress import progress_bar
 from ..result import Scores
 from .base import Benchmark, check_activations
 from .columns import ColumnStore
@@ -396,7 +398,9 @@ def score_encoding(
         "split-half Spearman-Brown reliability per target")
     rows, norm, boot, frames, records, notes = [], {}, {}, {}, {}, []
     folds_dev = [torch.as_tensor(f, device=dev) for f in test_folds]
+    layers_bar = contextlib.ExitStack()
     try:
+        bar = layers_bar.enter_context(progress_bar(len(activations), "encoding: ridge fits, layer by layer"))
         for name in activations:
             r, r_boot, res = _score_layer(name, activations[name], targets, outer, inner_per_fold, groups, test_rows,
                                           test_folds, folds_dev, weights, plan, alphas=alphas,
@@ -426,7 +430,9 @@ def score_encoding(
                          "normalized_ci_low": float(nlo), "normalized_ci_high": float(nhi),
                          "cv_score": _cv_score(res.cv_scores), "n_targets": int(r.size),
                          "n_used": int(ns.usable.sum()), "n_constant": res.n_constant, **edges})
+            bar.advance()
     finally:
+        layers_bar.close()
         means.close()
     table = pd.DataFrame(rows)
     _check_scorable(table, norm, activations, n_targets, n_unusable, what)
@@ -495,6 +501,7 @@ def _score_layer(name, acts, targets, outer, inner_per_fold, groups, test_rows, 
     def keep(k, _te, sl, pred):
         preds[k].write(sl, pred.cpu().numpy())
 
+    blocks_bar = contextlib.ExitStack()
     try:
         x = np.asarray(acts)  # one layer at a time (a lazily-read layer is read here)
         res = ridge_cv_multi({name: x}, targets, outer, alphas, relative_alphas=relative_alphas,
@@ -503,7 +510,10 @@ def _score_layer(name, acts, targets, outer, inner_per_fold, groups, test_rows, 
         del x
         r = np.empty(t)
         r_boot = np.empty((weights.shape[0] - 1, t), dtype=boot_dtype)
-        for sl in _chunks(t, plan.width):
+        blocks = list(_chunks(t, plan.width))
+        bar = blocks_bar.enter_context(progress_bar(len(blocks), f"{name}: held-out r and {weights.shape[0] - 1} "
+                                                                 f"bootstraps, {len(blocks)} target block(s)"))
+        for sl in blocks:
             p = torch.empty(len(test_rows), sl.stop - sl.start, dtype=torch.float64, device=dev)
             for k, pos in enumerate(test_folds):
                 p[torch.as_tensor(pos, device=dev)] = torch.as_tensor(preds[k].read(sl), device=dev,
@@ -513,7 +523,9 @@ def _score_layer(name, acts, targets, outer, inner_per_fold, groups, test_rows, 
             r[sl] = r_w[0].cpu().numpy()
             r_boot[:, sl] = r_w[1:].cpu().numpy()
             del p, y, r_w
+            bar.advance()
     finally:
+        blocks_bar.close()
         for store in preds:
             store.close()
     return r, r_boot, res

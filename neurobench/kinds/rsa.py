@@ -30,6 +30,7 @@ from ..metrics.inference import BOOTSTRAP_CHOICES, score_rdms
 from ..metrics.rdm import check_data_rdms, compute_rdms, subset_condensed, upper_triangle
 from ..metrics.scaling import rescaled
 from ..options import boolean, non_negative_int, one_of, option
+from ..progress import progress_bar
 from ..result import Scores
 from .base import Benchmark, check_activations
 from .selection import half_split
@@ -42,10 +43,12 @@ def model_rdms(activations, ids, method: str, device, what: str = "") -> torch.T
     rescaled by an exact power of two first when its magnitude would overflow or underflow."""
     check_activations(activations, ids, what)
     out = []
-    for name in activations:
-        x = activations[name]
-        x, _factor = rescaled(x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)))
-        out.append(upper_triangle(compute_rdms(x, method, device=device, dtype=torch.float64)))
+    with progress_bar(len(activations), f"{what or 'model'}: RDMs per layer") as bar:
+        for name in activations:
+            x = activations[name]
+            x, _factor = rescaled(x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)))
+            out.append(upper_triangle(compute_rdms(x, method, device=device, dtype=torch.float64)))
+            bar.advance()
     return torch.stack(out)
 
 
@@ -129,7 +132,8 @@ class RSABenchmark(Benchmark):
         _key, t, note = self._checked
         return t.to(device), note
 
-    def _prepare(self, condensed: torch.Tensor) -> torch.Tensor:
+    def prepare(self, condensed: torch.Tensor) -> torch.Tensor:
+        """Condensed RDMs as the comparator sees them: after the benchmark's transform, if any."""
         return self.transform(condensed) if self.transform is not None else condensed
 
     def score_activations(self, activations, seed=0, device="cpu", memory_budget=None):
@@ -139,7 +143,11 @@ class RSABenchmark(Benchmark):
         n_stim = len(self.stimuli())
         common = dict(method=self.comparator, n_bootstrap=self.n_bootstrap, bootstrap=self.bootstrap)
 
-        full = score_rdms(self._prepare(model), self._prepare(data), seed=seed, **common)
+        with progress_bar(3, f"{self.identifier}: {self.n_bootstrap} bootstraps of {len(names)} layers, layer "
+                             "selection, held-out bootstraps") as bar:
+            full = score_rdms(self.prepare(model), self.prepare(data), seed=seed, **common)
+            bar.advance()
+            _sel, test, select, held_out, best = self._held_out(model, data, n_stim, seed, common, bar)
         ceiling = full.ceiling_lower
         table = pd.DataFrame({
             "layer": names,
@@ -152,12 +160,6 @@ class RSABenchmark(Benchmark):
         if full.ceiling_upper is not None:
             table["ceiling_upper"] = full.ceiling_upper
 
-        select, held_out = half_split(n_stim, seed)
-        sel = score_rdms(self._prepare(subset_condensed(model, select)), self._prepare(subset_condensed(data, select)),
-                         seed=seed, method=self.comparator, n_bootstrap=0)
-        best = int(torch.argmax(sel.score))
-        test = score_rdms(self._prepare(subset_condensed(model[best:best + 1], held_out)),
-                          self._prepare(subset_condensed(data, held_out)), seed=seed, **common)
         raw = float(test.score[0])
         ceil_h = test.ceiling_lower
         return Scores(
@@ -177,6 +179,19 @@ class RSABenchmark(Benchmark):
                         "selection_stimuli": [self.stimuli().ids[i] for i in select],
                         "n_subjects": int(data.shape[0])},
         )
+
+
+    def _held_out(self, model, data, n_stim: int, seed: int, common: dict, bar):
+        """The layer chosen on a seeded half of the stimuli, scored on the other half."""
+        select, held_out = half_split(n_stim, seed)
+        sel = score_rdms(self.prepare(subset_condensed(model, select)), self.prepare(subset_condensed(data, select)),
+                         seed=seed, method=self.comparator, n_bootstrap=0)
+        bar.advance()
+        best = int(torch.argmax(sel.score))
+        test = score_rdms(self.prepare(subset_condensed(model[best:best + 1], held_out)),
+                          self.prepare(subset_condensed(data, held_out)), seed=seed, **common)
+        bar.advance()
+        return sel, test, select, held_out, best
 
 
 def _variance(scores) -> float | None:

@@ -363,3 +363,36 @@ def score_rdms(model_rdms, data_rdms, method: str = "tau_a", n_bootstrap: int = 
                      ceiling_upper=upper, ci_low=ci_low, ci_high=ci_high, n_bootstrap=n_bootstrap,
                      seed=seed, method=method, bootstrap=kind, ci=ci, sem=sem,
                      ceiling_note=note, samples=samples, variance=variance)
+
+
+# ---------------------------------------------------------------- multiple comparisons
+
+P_ADJUSTMENTS = {
+    "holm": "Holm (1979) step-down: controls the family-wise error rate",
+    "fdr_bh": "Benjamini-Hochberg (1995) step-up: controls the false discovery rate",
+}
+
+
+def adjust_pvalues(p, method: str = "holm") -> np.ndarray:
+    """p-values of a family of tests adjusted for multiple comparisons: `method` "holm" (family-
+    wise error) or "fdr_bh" (false discovery rate), as statsmodels' `multipletests` and R's
+    `p.adjust` define them; NaN p-values stay NaN and do not count in the family."""
+    if method not in P_ADJUSTMENTS:
+        raise InvalidInputError(f"p-value adjustment must be one of {list(P_ADJUSTMENTS)}, got {method!r}")
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    m = q.size
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    ranked = q[order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    else:
+        adj = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(adj, 1.0)
+    out[ok] = adjusted
+    return out

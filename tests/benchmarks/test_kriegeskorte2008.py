@@ -96,7 +96,7 @@ def test_cli_end_to_end_untrained_toporesnet18(tmp_path, capsys):
                                        "kriegeskorte2008.hit-trsa", "kriegeskorte2008.mit-trsa",
                                        "topo.near-far-similarity", "topo.tdann-face-smoothness", "topo.face-selectivity-clusters",
                                        "topo.effective-dim"}
-    assert all(m.endswith("[untrained]") for m in board["model"])
+    assert set(board["model"]) == {"toporesnet18-tau10"} and not board["trained"].any()
 
 
 def test_trsa_benchmarks_transform_both_sides(tiny_acts):

@@ -155,9 +155,10 @@ def test_mne_decoding_rsa_example_reproduced_on_an_epochs_miniature():
     assert np.mean(np.abs(ours - expected)) <= 1e-3
 
 
-def test_perf_decoding_suite_agrees_exactly_with_its_sklearn_definition(capsys):
+def test_perf_decoding_suite_agrees_exactly_with_its_sklearn_definition(capsys, monkeypatch):
     from neurobench.cli import main
 
+    monkeypatch.setenv("COLUMNS", "160")  # the agreement text on one line
     assert main(["perf", "decoding", "--conditions", "4", "--trials", "6", "--channels", "5", "--times", "2",
                  "--folds", "3", "--repeats", "3"]) == 0
     shown = capsys.readouterr().out
